@@ -1,0 +1,3 @@
+from reelscore.cli import main
+
+main()

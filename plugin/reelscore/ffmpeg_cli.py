@@ -1,0 +1,268 @@
+"""The one place that runs ffmpeg.
+
+* Finds the binary: ``REELSCORE_FFMPEG``, else an ``ffmpeg`` on PATH, else the static build that
+  the ``imageio-ffmpeg`` wheel ships (so ``pip install`` is enough). ffprobe is never needed.
+* Runs commands with ``-nostdin``, restricted to local files (``-protocol_whitelist file`` and the
+  ``file:`` prefix, which also makes names with a leading dash safe), and turns failures into an
+  :class:`~reelscore.errors.FFmpegError` carrying the purpose and the stderr tail.
+* Probes media by parsing ``ffmpeg -i`` (what ffprobe would tell us, without ffprobe).
+* Decodes audio to float32 numpy arrays and video to small grey frames for analysis.
+
+Command *construction* for the picture lives in :mod:`reelscore.render` (ffmpeg-python as a
+builder); this module holds the small fixed commands and the runner.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from reelscore.errors import FFmpegError, MediaError
+
+# Local files only: ffmpeg must never follow a URL or a concat/playlist indirection to the network.
+INPUT_PROTOCOLS = "file,pipe"
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary to use (see module docstring for the order)."""
+    env = os.environ.get("REELSCORE_FFMPEG")
+    if env:
+        if not Path(env).is_file():
+            raise MediaError(
+                f"REELSCORE_FFMPEG points to {env!r}, which is not a file",
+                hint="unset it to use the ffmpeg that ships with reelscore",
+            )
+        return env
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise MediaError(
+            "no ffmpeg found", hint="pip install imageio-ffmpeg, or set REELSCORE_FFMPEG"
+        ) from exc
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def file_arg(path: str | os.PathLike[str]) -> str:
+    """An input/output path as ffmpeg must see it: absolute, with the ``file:`` protocol prefix.
+
+    The prefix stops ffmpeg from reading ``a:b.mov`` as protocol ``a`` and a leading ``-`` as an
+    option; an absolute path keeps the command independent of the working directory.
+    """
+    return "file:" + str(Path(path).absolute())
+
+
+def base_args() -> list[str]:
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+
+
+def run(
+    args: Sequence[str],
+    purpose: str,
+    *,
+    stdout: int | None = subprocess.DEVNULL,
+    timeout: float | None = None,
+    hint: str | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run one ffmpeg command; raise FFmpegError (with *purpose*) if it fails."""
+    try:
+        proc = subprocess.run(
+            list(args), stdout=stdout, stderr=subprocess.PIPE, timeout=timeout, check=False
+        )
+    except FileNotFoundError as exc:
+        raise MediaError(f"cannot start ffmpeg at {args[0]!r}: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise FFmpegError(purpose, -1, f"timed out after {timeout} s", hint=hint) from exc
+    if proc.returncode != 0:
+        raise FFmpegError(
+            purpose, proc.returncode, proc.stderr.decode("utf-8", "replace")[-4000:], hint=hint
+        )
+    return proc
+
+
+# --------------------------------------------------------------------------------------- probing
+
+_NTSC = {
+    "23.98": Fraction(24000, 1001),
+    "23.976": Fraction(24000, 1001),
+    "29.97": Fraction(30000, 1001),
+    "47.95": Fraction(48000, 1001),
+    "59.94": Fraction(60000, 1001),
+    "119.88": Fraction(120000, 1001),
+}
+
+
+def snap_rate(text: str) -> Fraction:
+    """ffmpeg's printed rate ("23.98", "25", "29.97", "24k") to an exact rational."""
+    text = text.strip()
+    if text in _NTSC:
+        return _NTSC[text]
+    if text.endswith("k"):
+        return Fraction(text[:-1]) * 1000
+    value = Fraction(text)
+    for exact in _NTSC.values():
+        if abs(float(value) - float(exact)) < 0.005:
+            return exact
+    return value
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What ``ffmpeg -i`` tells about a file."""
+
+    path: Path
+    duration_s: float | None
+    start_s: float
+    has_video: bool
+    width: int | None
+    height: int | None
+    frame_rate: Fraction | None
+    video_codec: str | None
+    timecode: str | None
+    has_audio: bool
+    sample_rate: int | None
+    channels: int | None
+    is_still: bool
+
+    @property
+    def frame_count(self) -> int | None:
+        if self.duration_s is None or self.frame_rate is None:
+            return None
+        return round(self.duration_s * self.frame_rate)
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?), start: (-?[\d.]+)")
+_VIDEO = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+)(.*)")
+_AUDIO = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+)(.*)")
+_SIZE = re.compile(r"(\d{2,5})x(\d{2,5})")
+_FPS = re.compile(r"([\d.]+k?) (?:fps|tbr)")
+_TC = re.compile(r"timecode\s*:\s*(\d\d[:;.]\d\d[:;.]\d\d[:;.]\d\d)")
+_HZ = re.compile(r"(\d+) Hz")
+_STILL_CODECS = {"png", "mjpeg", "tiff", "bmp", "dpx", "exr", "jpeg2000", "webp", "targa"}
+
+
+@functools.lru_cache(maxsize=512)
+def _probe_cached(path: str, mtime_ns: int, size: int) -> MediaInfo:
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", INPUT_PROTOCOLS, "-i",
+         file_arg(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    text = proc.stderr.decode("utf-8", "replace")
+    if "Input #0" not in text:
+        tail = text.strip().splitlines()[-1] if text.strip() else "no output"
+        raise MediaError(f"ffmpeg cannot read {path!r} as media: {tail}")
+    duration_s: float | None = None
+    start_s = 0.0
+    m = _DURATION.search(text)
+    if m:
+        h, mi, s, st = m.groups()
+        duration_s = int(h) * 3600 + int(mi) * 60 + float(s)
+        start_s = float(st)
+    width = height = None
+    rate: Fraction | None = None
+    vcodec = None
+    vm = _VIDEO.search(text)
+    if vm:
+        vcodec = vm.group(1)
+        rest = vm.group(2)
+        sm = _SIZE.search(rest)
+        if sm:
+            width, height = int(sm.group(1)), int(sm.group(2))
+        fm = _FPS.search(rest)
+        if fm:
+            rate = snap_rate(fm.group(1))
+    am = _AUDIO.search(text)
+    sample_rate = channels = None
+    if am:
+        hz = _HZ.search(am.group(2))
+        sample_rate = int(hz.group(1)) if hz else None
+        rest = am.group(2)
+        channels = 1 if " mono" in rest else 2 if "stereo" in rest else 6 if "5.1" in rest else None
+    tcm = _TC.search(text)
+    is_still = bool(vcodec in _STILL_CODECS and (duration_s is None or (duration_s or 0) <= 0.05))
+    return MediaInfo(
+        path=Path(path),
+        duration_s=duration_s,
+        start_s=start_s,
+        has_video=vm is not None,
+        width=width,
+        height=height,
+        frame_rate=rate,
+        video_codec=vcodec,
+        timecode=tcm.group(1) if tcm else None,
+        has_audio=am is not None,
+        sample_rate=sample_rate,
+        channels=channels,
+        is_still=is_still,
+    )
+
+
+def probe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Probe *path* with ``ffmpeg -i`` (cached per path, mtime and size)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise MediaError(f"cannot read media {str(p)!r}: {exc.strerror}") from exc
+    return _probe_cached(str(p.absolute()), st.st_mtime_ns, st.st_size)
+
+
+# -------------------------------------------------------------------------------------- decoding
+
+
+def decode_audio(
+    path: str | os.PathLike[str],
+    *,
+    sample_rate: int = 48000,
+    channels: int = 2,
+    fmt: str | None = None,
+    purpose: str | None = None,
+) -> np.ndarray:
+    """Decode any audio ffmpeg reads to float32 samples shaped (frames, channels).
+
+    *fmt* forces the demuxer (e.g. ``"s16le"`` for headerless PCM; then pass the true rate/channels
+    in *sample_rate*/*channels*, which also describe the input in that case).
+    """
+    args = base_args() + ["-protocol_whitelist", INPUT_PROTOCOLS]
+    if fmt:
+        args += ["-f", fmt, "-ar", str(sample_rate), "-ac", str(channels)]
+    args += ["-i", file_arg(path), "-vn", "-map", "0:a:0", "-ac", str(channels), "-ar",
+             str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
+    proc = run(args, purpose or f"decoding audio from {str(path)!r}", stdout=subprocess.PIPE)
+    data = np.frombuffer(proc.stdout, dtype="<f4")
+    return data.reshape(-1, channels).copy()
+
+
+def decode_gray_frames(
+    path: str | os.PathLike[str],
+    *,
+    width: int,
+    height: int,
+    fps: Fraction | None = None,
+    purpose: str | None = None,
+) -> np.ndarray:
+    """Decode every frame (or resampled to *fps*) as uint8 grey, shaped (frames, height, width)."""
+    vf = f"scale={width}:{height}:flags=area,format=gray"
+    if fps is not None:
+        vf = f"fps={fps.numerator}/{fps.denominator}," + vf
+    args = base_args() + ["-protocol_whitelist", INPUT_PROTOCOLS, "-i", file_arg(path), "-an",
+                          "-vf", vf, "-vsync", "passthrough" if fps is None else "cfr",
+                          "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
+    proc = run(args, purpose or f"decoding frames from {str(path)!r}", stdout=subprocess.PIPE)
+    data = np.frombuffer(proc.stdout, dtype=np.uint8)
+    return data.reshape(-1, height, width).copy()
