@@ -261,7 +261,7 @@ def decode_gray_frames(
     if fps is not None:
         vf = f"fps={fps.numerator}/{fps.denominator}," + vf
     args = base_args() + ["-protocol_whitelist", INPUT_PROTOCOLS, "-i", file_arg(path), "-an",
-                          "-vf", vf, "-vsync", "passthrough" if fps is None else "cfr",
+                          "-vf", vf, "-fps_mode", "passthrough" if fps is None else "cfr",
                           "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
     proc = run(args, purpose or f"decoding frames from {str(path)!r}", stdout=subprocess.PIPE)
     data = np.frombuffer(proc.stdout, dtype=np.uint8)

@@ -1,0 +1,137 @@
+"""Frame-code media: every frame carries its own number, machine-readable after any scaling.
+
+Used by the tests (frame accuracy is checked by decoding frames, not by re-reading our own
+arithmetic), by the benchmarks and by the demo. A frame shows two rows of black/white blocks:
+row 1 = the frame number (20 bits), row 2 = a source id (8 bits) plus a parity block, over a
+moving background so the encoder has real work to do. The blocks are large (1/20 of the width),
+so they survive downscaling to a 640-px proxy and H.264 compression.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from reelscore.ffmpeg_cli import base_args, decode_gray_frames, file_arg, run
+
+FRAME_BITS = 20
+ID_BITS = 8
+_ROW1 = (0.10, 0.30)  # vertical extent of row 1, as a fraction of the height
+_ROW2 = (0.40, 0.60)
+
+
+def code_frame(number: int, source_id: int, width: int, height: int) -> np.ndarray:
+    """One grey frame (height, width) uint8 showing *number* and *source_id*."""
+    x = np.arange(width)
+    y = np.arange(height)[:, None]
+    frame = ((x[None, :] * 2 + y * 3 + number * 7) % 160 + 48).astype(np.uint8)  # moving ramp
+    blocks = FRAME_BITS
+    bw = width / blocks
+    bits1 = [(number >> (FRAME_BITS - 1 - i)) & 1 for i in range(FRAME_BITS)]
+    ident = [(source_id >> (ID_BITS - 1 - i)) & 1 for i in range(ID_BITS)]
+    bits2 = ident + [sum(bits1) % 2] + [0] * (blocks - ID_BITS - 1)
+    for row, bits in ((_ROW1, bits1), (_ROW2, bits2)):
+        y0, y1 = int(row[0] * height), int(row[1] * height)
+        for i, bit in enumerate(bits):
+            x0, x1 = int(i * bw), int((i + 1) * bw)
+            frame[y0:y1, x0:x1] = 235 if bit else 16
+    return frame
+
+
+def write_coded_video(
+    path: Path,
+    *,
+    frames: int,
+    rate: Fraction,
+    source_id: int = 1,
+    first_number: int = 0,
+    width: int = 320,
+    height: int = 180,
+    gop: int = 48,
+    bframes: int = 2,
+    timecode: str | None = None,
+    crf: int = 18,
+) -> Path:
+    """Write an H.264 MP4 whose frame *k* shows number ``first_number + k``."""
+    args = base_args() + [
+        "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{width}x{height}",
+        "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
+        "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(crf), "-g", str(gop),
+        "-keyint_min", str(gop), "-sc_threshold", "0", "-bf", str(bframes),
+        "-pix_fmt", "yuv420p", "-an",
+    ]
+    if timecode:
+        args += ["-timecode", timecode]
+    args.append(file_arg(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    try:
+        for k in range(frames):
+            proc.stdin.write(code_frame(first_number + k, source_id, width, height).tobytes())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = proc.stderr.read() if proc.stderr else b""
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed writing {path}: {err.decode(errors='replace')[-800:]}")
+    return path
+
+
+def read_code(frame: np.ndarray) -> tuple[int, int] | None:
+    """(source_id, number) shown by a grey frame, or None for black / unreadable frames."""
+    height, width = frame.shape
+    bw = width / FRAME_BITS
+
+    def bits(row: tuple[float, float]) -> list[int] | None:
+        y0, y1 = int(row[0] * height), int(row[1] * height)
+        band = frame[y0:y1]
+        out: list[int] = []
+        for i in range(FRAME_BITS):
+            x0, x1 = int(i * bw), int((i + 1) * bw)
+            # centre of the block, away from edges blurred by scaling and chroma subsampling
+            cx0, cx1 = x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4
+            cy0, cy1 = (y1 - y0) // 4, (y1 - y0) - (y1 - y0) // 4
+            v = float(band[cy0:cy1, cx0:cx1].mean())
+            if 70 < v < 180:
+                return None  # neither black nor white: not a code
+            out.append(1 if v >= 180 else 0)
+        return out
+
+    b1 = bits(_ROW1)
+    b2 = bits(_ROW2)
+    if b1 is None or b2 is None:
+        return None
+    if b2[ID_BITS] != sum(b1) % 2:
+        return None
+    number = int("".join(map(str, b1)), 2)
+    ident = int("".join(map(str, b2[:ID_BITS])), 2)
+    if ident == 0:
+        return None
+    return ident, number
+
+
+def read_codes(path: Path, *, width: int = 320, height: int = 180) -> list[tuple[int, int] | None]:
+    """Decode every frame of *path* and read its code (None = black or unreadable)."""
+    frames = decode_gray_frames(path, width=width, height=height)
+    return [read_code(f) for f in frames]
+
+
+def is_black(path: Path, *, width: int = 64, height: int = 36) -> list[bool]:
+    frames = decode_gray_frames(path, width=width, height=height)
+    return [bool(f.mean() < 24) for f in frames]
+
+
+def write_test_pattern(path: Path, *, seconds: float, rate: Fraction, size: str = "640x360",
+                       source: str = "testsrc2") -> Path:
+    """A lavfi test source (moving pattern) as H.264, for demos and analysis tests."""
+    args = base_args() + [
+        "-f", "lavfi", "-i", f"{source}=size={size}:rate={rate.numerator}/{rate.denominator}",
+        "-t", f"{seconds:.6f}", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        file_arg(path),
+    ]
+    run(args, f"writing test pattern {path.name}")
+    return path

@@ -1,0 +1,233 @@
+"""Scenes: the scored range cut into pieces the music should follow.  (pure)
+
+Policies (``--scenes``):
+  cuts     every edit point of the visible picture (all video tracks flattened)  [default]
+  markers  timeline markers are boundaries; their names and notes become scene notes
+  clips    one scene per clip of one chosen video track (``--scene-track``, 1-based)
+
+Scenes tile the scored range exactly (no holes, no overlaps). Black gaps inside the range belong to
+the scene they fall in (boundaries are only where picture starts). Scenes shorter than the minimum
+are merged into a neighbour, shortest first, into the shorter neighbour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+import opentimelineio as otio
+
+from reelscore.errors import InputError, RangeError
+from reelscore.picture import Picture
+from reelscore.timecode import exact_rate, frames_to_tc, rt_frames, tc_to_frames
+
+ScenePolicy = Literal["cuts", "markers", "clips"]
+
+
+@dataclass(frozen=True)
+class Boundary:
+    frame: int
+    name: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class SceneCut:
+    """A scene in stack frames [start, end), with what the edit says about it."""
+
+    start: int
+    end: int
+    name: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> int:
+        return self.end - self.start
+
+
+def scored_range(
+    timeline: otio.schema.Timeline,
+    picture: Picture,
+    rate: Fraction,
+    start_frame: int,
+    range_in: str | None = None,
+    range_out: str | None = None,
+) -> tuple[int, int]:
+    """Stack frames [start, end) to score: the whole picture, or ``--range IN OUT`` (OUT exclusive,
+    record timecode, like an EDL's record out)."""
+    video_end = 0
+    for layer in picture.layers:
+        if layer:
+            video_end = max(video_end, layer[-1].end)
+    if video_end == 0:
+        raise RangeError(
+            "the timeline has no enabled video clips to score",
+            hint="check that the video tracks are enabled and hold clips",
+        )
+    lo, hi = 0, video_end
+    first_tc, last_tc = frames_to_tc(start_frame, rate), frames_to_tc(start_frame + video_end, rate)
+    if range_in is not None:
+        lo = tc_to_frames(range_in, rate) - start_frame
+    if range_out is not None:
+        hi = tc_to_frames(range_out, rate) - start_frame
+    if hi <= lo:
+        raise RangeError(
+            f"--range {range_in} {range_out} is empty or reversed",
+            hint="OUT is exclusive and must come after IN",
+        )
+    if lo < 0 or hi > video_end:
+        raise RangeError(
+            f"--range {range_in or first_tc} {range_out or last_tc} is outside the timeline's "
+            f"picture, which runs {first_tc} to {last_tc}",
+            hint="give a range inside it (OUT is exclusive)",
+        )
+    return lo, hi
+
+
+def _marker_stack_frame(
+    owner: otio.core.SerializableObject, marker: otio.schema.Marker,
+    timeline: otio.schema.Timeline, rate: Fraction, start_frame: int, adapter: str,
+) -> int | None:
+    t = marker.marked_range.start_time
+    if adapter == "cmx_3600" and isinstance(owner, otio.schema.Clip):
+        # The CMX reader stores LOC markers as *record* timecode in clip space.
+        return round(t.value) - start_frame
+    if owner is timeline.tracks:
+        return rt_frames(t, rate)
+    try:
+        mapped = owner.transformed_time(t, timeline.tracks)
+    except Exception:
+        return None
+    return rt_frames(mapped, rate)
+
+
+def marker_boundaries(
+    timeline: otio.schema.Timeline, rate: Fraction, start_frame: int, adapter: str = ""
+) -> list[Boundary]:
+    """Every marker on the timeline, its tracks and its video clips, in stack frames."""
+    owners: list[otio.core.SerializableObject] = [timeline.tracks]
+    for track in timeline.tracks:
+        owners.append(track)
+        if getattr(track, "kind", None) == otio.schema.TrackKind.Video:
+            owners.extend(track.find_children())
+    out: list[Boundary] = []
+    for owner in owners:
+        for m in getattr(owner, "markers", []):
+            frame = _marker_stack_frame(owner, m, timeline, rate, start_frame, adapter)
+            if frame is None:
+                continue
+            notes = tuple(n for n in (m.comment if hasattr(m, "comment") else "",) if n)
+            out.append(Boundary(frame, m.name or "", notes))
+    out.sort(key=lambda b: b.frame)
+    return out
+
+
+def clip_boundaries(
+    timeline: otio.schema.Timeline, rate: Fraction, track_number: int
+) -> list[Boundary]:
+    tracks = [t for t in timeline.tracks if getattr(t, "kind", None) == otio.schema.TrackKind.Video]
+    if not 1 <= track_number <= len(tracks):
+        raise InputError(
+            f"--scene-track {track_number} does not exist: the timeline has {len(tracks)} video track(s)",
+            hint=f"use a number from 1 to {len(tracks)} (V1 is the bottom track)",
+        )
+    track = tracks[track_number - 1]
+    out: list[Boundary] = []
+    for i, item in enumerate(track):
+        if isinstance(item, otio.schema.Clip) and item.enabled:
+            r = track.transformed_time_range(track.trimmed_range_of_child_at_index(i), timeline.tracks)
+            out.append(Boundary(rt_frames(r.start_time, rate), item.name or ""))
+    return out
+
+
+def cut_scenes(
+    boundaries: list[Boundary], start: int, end: int, *, min_frames: int,
+    first_name: str = "",
+) -> list[SceneCut]:
+    """Tile [start, end) at the boundaries inside it, then merge scenes shorter than min_frames."""
+    scenes = [SceneCut(start, end, first_name)]
+    for b in sorted(boundaries, key=lambda x: x.frame):
+        if b.frame <= start or b.frame >= end:
+            if b.frame == start and (b.name or b.notes):
+                scenes[0].name = scenes[0].name or b.name
+                scenes[0].notes.extend(b.notes)
+            continue
+        last = scenes[-1]
+        if b.frame <= last.start:
+            last.notes.extend(n for n in (b.name, *b.notes) if n)
+            continue
+        last.end = b.frame
+        scenes.append(SceneCut(b.frame, end, b.name, list(b.notes)))
+    return merge_short(scenes, min_frames)
+
+
+def merge_short(scenes: list[SceneCut], min_frames: int) -> list[SceneCut]:
+    scenes = [SceneCut(s.start, s.end, s.name, list(s.notes)) for s in scenes]
+    while len(scenes) > 1:
+        i = min(range(len(scenes)), key=lambda k: (scenes[k].duration, k))
+        if scenes[i].duration >= min_frames:
+            break
+        if i == 0:
+            j = 1
+        elif i == len(scenes) - 1:
+            j = i - 1
+        else:
+            j = i - 1 if scenes[i - 1].duration <= scenes[i + 1].duration else i + 1
+        a, b = (scenes[j], scenes[i]) if j < i else (scenes[i], scenes[j])
+        merged = SceneCut(a.start, b.end, a.name or b.name,
+                          a.notes + ([b.name] if b.name and a.name else []) + b.notes)
+        k = min(i, j)
+        scenes[k:k + 2] = [merged]
+    return scenes
+
+
+def find_scenes(
+    timeline: otio.schema.Timeline,
+    picture: Picture,
+    *,
+    policy: ScenePolicy,
+    start: int,
+    end: int,
+    start_frame: int,
+    min_seconds: float = 2.0,
+    scene_track: int = 1,
+    adapter: str = "",
+) -> list[SceneCut]:
+    rate = picture.rate
+    min_frames = max(1, round(Fraction(str(min_seconds)) * rate))
+    if policy == "cuts":
+        bounds = [Boundary(f) for f in picture.edit_points(start, end)]
+    elif policy == "markers":
+        bounds = marker_boundaries(timeline, rate, start_frame, adapter)
+        if not [b for b in bounds if start <= b.frame < end]:
+            raise InputError(
+                "--scenes markers: the timeline has no markers inside the scored range "
+                f"({frames_to_tc(start_frame + start, rate)}-{frames_to_tc(start_frame + end, rate)})",
+                hint="add timeline markers at the scene changes, or use --scenes cuts",
+            )
+    elif policy == "clips":
+        bounds = clip_boundaries(timeline, rate, scene_track)
+    else:  # pragma: no cover - typer restricts choices
+        raise InputError(f"unknown scene policy {policy!r}", hint="use cuts, markers or clips")
+    return cut_scenes(bounds, start, end, min_frames=min_frames)
+
+
+def check_tiling(scenes: list[SceneCut], start: int, end: int) -> None:
+    """Invariant: scenes tile [start, end) exactly. Raises AssertionError otherwise."""
+    assert scenes and scenes[0].start == start and scenes[-1].end == end, (start, end)
+    for a, b in zip(scenes, scenes[1:]):
+        assert a.end == b.start and a.duration > 0, (a, b)
+
+
+__all__ = [
+    "Boundary",
+    "SceneCut",
+    "ScenePolicy",
+    "check_tiling",
+    "cut_scenes",
+    "exact_rate",
+    "find_scenes",
+    "merge_short",
+    "scored_range",
+]
