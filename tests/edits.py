@@ -33,7 +33,7 @@ def build_timeline(tracks: list[list[Item]], rate: Fraction, *, start_frame: int
             if it[0] == "gap":
                 track.append(otio.schema.Gap(source_range=opentime.TimeRange(t(0), t(it[1]))))
                 continue
-            _, path, sid, src_in, frames = it
+            _, path, _sid, src_in, frames = it
             clip = otio.schema.Clip(
                 name=f"{Path(path).stem}@{src_in}",
                 media_reference=otio.schema.ExternalReference(

@@ -86,14 +86,20 @@ class RichProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if exc and exc[0] is None:
+            self.stage("")  # mark every stage done
         self.progress.stop()
 
     def stage(self, name: str, total: float | None = None) -> None:
         for other, tid in self.tasks.items():
             if other != name:
                 task = self.progress.tasks[tid]
-                if task.total is not None and not task.finished:
+                if task.total is None:
+                    self.progress.update(tid, total=1, completed=1)
+                elif not task.finished:
                     self.progress.update(tid, completed=task.total)
+        if not name:
+            return
         if name not in self.tasks:
             self.tasks[name] = self.progress.add_task(name, total=total)
         elif total is not None:
@@ -136,13 +142,14 @@ def _pick_provider(name: str) -> str:
         return name
     if os.environ.get("ELEVENLABS_API_KEY"):
         return "elevenlabs"
-    try:
-        from reelscore.providers import secrets
+    from reelscore.errors import ReelscoreError
+    from reelscore.providers import secrets
 
-        if secrets.find_key("elevenlabs") is not None:
+    try:
+        if secrets.find_secret("elevenlabs") is not None:
             return "elevenlabs"
-    except Exception:
-        pass
+    except ReelscoreError:
+        pass  # an unreadable credentials file is reported when a provider needs it
     return "local"
 
 
@@ -154,12 +161,7 @@ def _provider_config(provider: str, base_url: str | None, connect_timeout: float
     if provider != "local":
         from reelscore.providers import secrets
 
-        key = secrets.find_key(provider)
-        if key is None:
-            raise InputError(
-                f"no API key for the {provider} provider",
-                hint=secrets.how_to_configure(provider),
-            )
+        key, _where = secrets.load_api_key(provider)
     return ProviderConfig(base_url=base_url, api_key=key, connect_timeout_s=connect_timeout,
                           read_timeout_s=read_timeout, allow_insecure=allow_insecure,
                           allow_resubmit=resubmit)

@@ -62,10 +62,14 @@ class Picture:
     duration: int  # frames of the whole stack
     layers: list[list[Piece]]  # one sorted, non-overlapping list per z-ordered layer
     ignored: list[str] = field(default_factory=list)
+    _segments: dict[tuple[int, int], list[Segment]] = field(default_factory=dict, repr=False)
 
     def segments(self, start: int, end: int) -> list[Segment]:
         """The visible picture over stack frames [start, end) as contiguous segments."""
-        return list(self._iter_segments(start, end))
+        key = (start, end)
+        if key not in self._segments:
+            self._segments[key] = list(self._iter_segments(start, end))
+        return self._segments[key]
 
     def _iter_segments(self, start: int, end: int) -> Iterator[Segment]:
         if end <= start:
@@ -89,7 +93,8 @@ class Picture:
             if top is None:
                 yield Segment(t, next_change - t, None, reason="gap")
             else:
-                offset = Fraction(t - top.start) * top.src_rate / self.rate
+                offset = (Fraction(t - top.start) if top.src_rate == self.rate
+                          else Fraction(t - top.start) * top.src_rate / self.rate)
                 yield Segment(
                     t, next_change - t, top.clip, top.media_start + offset, top.src_rate
                 )
@@ -99,7 +104,7 @@ class Picture:
         """Frames in (start, end) where a different clip becomes visible (black excluded)."""
         points: list[int] = []
         previous: otio.schema.Clip | None = None
-        for seg in self._iter_segments(start, end):
+        for seg in self.segments(start, end):
             if seg.clip is not None and seg.clip is not previous and seg.start > start:
                 points.append(seg.start)
             if seg.clip is not None:
@@ -116,55 +121,86 @@ def _describe(item: otio.core.SerializableObject) -> str:
     return f"{type(item).__name__} {name!r}"
 
 
+def _frames(t: opentime.RationalTime, rate: Fraction) -> int:
+    return rt_frames(t, rate)
+
+
+def _trim_start(item: otio.core.Item, rate: Fraction) -> int:
+    """Where an item's trimmed range starts in its own internal time."""
+    sr = item.source_range
+    if sr is not None:
+        return _frames(sr.start_time, rate)
+    return 0 if isinstance(item, otio.core.Composition) else _frames(item.trimmed_range().start_time, rate)
+
+
 def build_picture(timeline: otio.schema.Timeline, rate: Fraction | None = None) -> Picture:
-    """Walk every enabled video track of a (normalised) timeline into layers of pieces."""
+    """Walk every enabled video track of a (normalised) timeline into layers of pieces.
+
+    Positions are accumulated along each track in one pass (OTIO's ``transformed_time_range``
+    re-walks the track for every call, which is quadratic on long timelines). A child at
+    position ``p`` in its parent, trimmed to start at ``s`` in its own time, maps its internal
+    time ``tau`` to the parent's ``p + tau - s``; compositions are windowed by their trims.
+    """
     tl_rate = rate or exact_rate(timeline.global_start_time.rate)
     stack = timeline.tracks
     layers: dict[tuple[int, ...], list[Piece]] = {}
     ignored: list[str] = []
 
-    def walk(comp: otio.core.Composition, z: tuple[int, ...],
-             window: tuple[int, int] | None) -> None:
+    def walk(comp: otio.core.Composition, z: tuple[int, ...], offset: int,
+             window: tuple[int, int]) -> None:
+        """*offset*: stack frame of comp's internal time 0; *window*: visible stack frames."""
         if isinstance(comp, otio.schema.Stack):
             for idx, child in enumerate(comp):
                 if not isinstance(child, otio.schema.Track) or child.kind != otio.schema.TrackKind.Video:
                     continue
                 if not _is_enabled(child):
                     continue
-                walk(child, (*z, idx), window)
+                for eff in child.effects:
+                    ignored.append(f"{type(eff).__name__} {eff.effect_name or eff.name!r} on "
+                                   f"{_describe(child)} ignored")
+                s = _trim_start(child, tl_rate)
+                dur = _frames(child.trimmed_range().duration, tl_rate)
+                lo, hi = max(window[0], offset), min(window[1], offset + dur)
+                if hi > lo:
+                    walk(child, (*z, idx), offset - s, (lo, hi))
             return
+        pos = 0
         for child in comp:
             if isinstance(child, otio.schema.Transition):
                 ignored.append(
                     f"{_describe(child)} ({child.transition_type}) played as a cut at its cut point"
                 )
                 continue
+            trimmed = child.trimmed_range()
+            dur = _frames(trimmed.duration, tl_rate)
+            p = pos
+            pos += dur
             if not _is_enabled(child) or isinstance(child, otio.schema.Gap):
                 continue
             for eff in getattr(child, "effects", []):
                 ignored.append(f"{type(eff).__name__} {eff.effect_name or eff.name!r} on "
                                f"{_describe(child)} ignored")
-            trimmed = child.trimmed_range()
-            stack_range = child.transformed_time_range(trimmed, stack)
-            s0 = rt_frames(stack_range.start_time, tl_rate)
-            s1 = s0 + rt_frames(stack_range.duration, tl_rate)
-            lo, hi = (s0, s1) if window is None else (max(s0, window[0]), min(s1, window[1]))
+            s0 = offset + p
+            s1 = s0 + dur
+            lo, hi = max(s0, window[0]), min(s1, window[1])
             if hi <= lo:
                 continue
             if isinstance(child, otio.schema.Clip):
                 src_rate = exact_rate(trimmed.start_time.rate)
-                media_at_s0 = Fraction(trimmed.start_time.value).limit_denominator(1_000_000)
-                media_start = media_at_s0 + Fraction(lo - s0) * src_rate / tl_rate
-                layers.setdefault(z, []).append(
-                    Piece(lo, hi, z, child, media_start, src_rate)
-                )
+                value = trimmed.start_time.value
+                media_at_s0 = (Fraction(int(value)) if value == int(value)
+                               else Fraction(value).limit_denominator(1_000_000))
+                media_start = media_at_s0 + (lo - s0 if src_rate == tl_rate
+                                             else Fraction(lo - s0) * src_rate / tl_rate)
+                layers.setdefault(z, []).append(Piece(lo, hi, z, child, media_start, src_rate))
             elif isinstance(child, otio.core.Composition):
-                walk(child, z, (lo, hi))
+                walk(child, z, s0 - _trim_start(child, tl_rate), (lo, hi))
             # Other item types (e.g. a bare Item) show nothing.
 
-    walk(stack, (), None)
+    top_offset = -_frames(stack.source_range.start_time, tl_rate) if stack.source_range else 0
+    duration = _frames(stack.duration(), tl_rate)
+    walk(stack, (), top_offset, (0, duration))
     ordered = [_without_overlap(sorted(layers[k], key=lambda p: p.start), tl_rate) for k in sorted(layers)]
-    duration = rt_frames(stack.duration(), tl_rate)
     return Picture(rate=tl_rate, duration=duration, layers=ordered, ignored=_dedupe(ignored))
 
 

@@ -88,11 +88,11 @@ class ScoreSettings(BaseModel):
     clip_audio: bool = False
     workers: int | None = None
     resubmit: bool = False
+    max_request_seconds: float = Field(default=600.0, gt=0, le=600.0)  # lower for proxies
+    max_videos: int = Field(default=10, ge=1, le=10)
 
-    def plan_fingerprint(self) -> dict[str, Any]:
-        keys = ("scenes", "scene_track", "min_scene_seconds", "range_in", "range_out", "rate",
-                "proxy_width", "crossfade_seconds", "clip_audio")
-        return {k: getattr(self, k) for k in keys}
+    def limits(self) -> PlanLimits:
+        return PlanLimits(max_seconds=self.max_request_seconds, max_videos=self.max_videos)
 
 
 class ProgressSink(Protocol):
@@ -183,7 +183,7 @@ def plan_edit(
     plan = make_plan(
         scenes, rate=rate, start_frame=loaded.start_frame, scene_policy=settings.scenes,
         width=width, height=height, crossfade_seconds=settings.crossfade_seconds,
-        limits=limits, source=str(loaded.path) if loaded.path else None, adapter=loaded.adapter,
+        limits=limits or settings.limits(), source=str(loaded.path) if loaded.path else None, adapter=loaded.adapter,
         timeline_name=tl.name or "", ignored=picture.ignored, notes=loaded.notes,
         clip_audio=settings.clip_audio,
     )

@@ -183,17 +183,23 @@ def partition(durations: list[int], max_groups: int, capacity: int | None = None
             hi = mid
         else:
             lo = mid + 1
+    # Fill groups towards an even share of what is left, never above the bound `lo`, closing
+    # a group early only if the rest still fits in the groups that remain.
     sizes: list[int] = []
     acc, count = 0, 0
     remaining_groups = groups
+    remaining_total = sum(durations)
     for i, d in enumerate(durations):
-        remaining_items = n - i
-        # Close the group if adding d would exceed the bound, or if every remaining group needs
-        # at least one item.
-        if count and (acc + d > lo or remaining_items < remaining_groups):
-            sizes.append(count)
-            remaining_groups -= 1
-            acc, count = 0, 0
+        if count:
+            target = remaining_total / remaining_groups
+            must = acc + d > lo or n - i < remaining_groups
+            better = abs(acc - target) <= abs(acc + d - target)
+            if must or (better and remaining_groups > 1
+                        and _greedy_count(durations[i:], lo) <= remaining_groups - 1):
+                sizes.append(count)
+                remaining_total -= acc
+                remaining_groups -= 1
+                acc, count = 0, 0
         acc += d
         count += 1
     sizes.append(count)

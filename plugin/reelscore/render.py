@@ -40,7 +40,7 @@ import opentimelineio as otio
 
 from reelscore import __version__
 from reelscore.errors import FFmpegError, MediaError, OfflineMediaError
-from reelscore.ffmpeg_cli import INPUT_PROTOCOLS, base_args, ffmpeg_exe, file_arg, probe
+from reelscore.ffmpeg_cli import INPUT_PROTOCOLS, ffmpeg_exe, file_arg, probe
 from reelscore.fsutil import atomic_output
 from reelscore.picture import Picture, Segment
 from reelscore.plan import EncodeSettings, PlannedVideo, ScorePlan

@@ -12,6 +12,7 @@ are merged into a neighbour, shortest first, into the shorter neighbour.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
@@ -163,23 +164,43 @@ def cut_scenes(
 
 
 def merge_short(scenes: list[SceneCut], min_frames: int) -> list[SceneCut]:
-    scenes = [SceneCut(s.start, s.end, s.name, list(s.notes)) for s in scenes]
-    while len(scenes) > 1:
-        i = min(range(len(scenes)), key=lambda k: (scenes[k].duration, k))
-        if scenes[i].duration >= min_frames:
-            break
-        if i == 0:
-            j = 1
-        elif i == len(scenes) - 1:
-            j = i - 1
+    """Merge scenes shorter than *min_frames*, shortest first, each into its shorter neighbour.
+
+    A heap over a doubly linked list keeps this O(n log n) for timelines with thousands of cuts.
+    """
+    items = [SceneCut(s.start, s.end, s.name, list(s.notes)) for s in scenes]
+    n = len(items)
+    prev = list(range(-1, n - 1))
+    nxt = list(range(1, n + 1))
+    if n:
+        nxt[-1] = -1
+    alive = [True] * n
+    heap = [(s.duration, i) for i, s in enumerate(items) if s.duration < min_frames]
+    heapq.heapify(heap)
+    count = n
+    while heap and count > 1:
+        dur, i = heapq.heappop(heap)
+        if not alive[i] or items[i].duration != dur or dur >= min_frames:
+            continue
+        p, q = prev[i], nxt[i]
+        if p == -1:
+            j = q
+        elif q == -1:
+            j = p
         else:
-            j = i - 1 if scenes[i - 1].duration <= scenes[i + 1].duration else i + 1
-        a, b = (scenes[j], scenes[i]) if j < i else (scenes[i], scenes[j])
-        merged = SceneCut(a.start, b.end, a.name or b.name,
-                          a.notes + ([b.name] if b.name and a.name else []) + b.notes)
-        k = min(i, j)
-        scenes[k:k + 2] = [merged]
-    return scenes
+            j = p if items[p].duration <= items[q].duration else q
+        a, b = (j, i) if j == p else (i, j)
+        sa, sb = items[a], items[b]
+        items[a] = SceneCut(sa.start, sb.end, sa.name or sb.name,
+                            sa.notes + ([sb.name] if sb.name and sa.name else []) + sb.notes)
+        alive[b] = False
+        nxt[a] = nxt[b]
+        if nxt[b] != -1:
+            prev[nxt[b]] = a
+        count -= 1
+        if items[a].duration < min_frames:
+            heapq.heappush(heap, (items[a].duration, a))
+    return [s for s, ok in zip(items, alive) if ok]
 
 
 def find_scenes(

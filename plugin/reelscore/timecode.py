@@ -6,6 +6,7 @@ Everything in reelscore works in integer frames at one exact ``Fraction`` rate p
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
@@ -18,6 +19,8 @@ _NTSC_BASES = (24, 30, 48, 60, 120)
 
 def exact_rate(rate: float | Fraction | str) -> Fraction:
     """Snap a rate to the exact rational it stands for (23.976 -> 24000/1001, 25.0 -> 25)."""
+    if isinstance(rate, float):
+        return _exact_float(rate)
     if isinstance(rate, str):
         text = rate.strip()
         if not text:
@@ -34,12 +37,17 @@ def exact_rate(rate: float | Fraction | str) -> Fraction:
         raise InputError(f"frame rate must be positive, got {float(value):g}")
     for base in _NTSC_BASES:
         ntsc = Fraction(base * 1000, 1001)
-        if abs(float(value) - float(ntsc)) < 0.0015:
+        if abs(float(value) - float(ntsc)) < 0.005:
             return ntsc
     rounded = round(value)
     if rounded and abs(float(value) - rounded) < 0.0015:
         return Fraction(rounded)
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _exact_float(rate: float) -> Fraction:
+    return exact_rate(Fraction(rate).limit_denominator(1_000_000))
 
 
 def rate_str(rate: Fraction) -> str:
@@ -61,9 +69,8 @@ def frames_to_tc(frames: int, rate: Fraction, *, drop_frame: bool = False) -> st
     """Record timecode for an absolute frame count (NDF unless asked, as Resolve and EDLs do)."""
     if frames < 0:
         return "-" + frames_to_tc(-frames, rate, drop_frame=drop_frame)
-    rt = opentime.RationalTime(frames, float(rate))
     if drop_frame and is_drop_frame_rate(rate):
-        return opentime.to_timecode(rt, float(rate), True)
+        return opentime.to_timecode(opentime.RationalTime(frames, float(rate)), float(rate), True)
     # Non-drop: nominal integer rate, computed here so float rates cannot shift a frame.
     nominal = round(rate)
     ff = frames % nominal
@@ -93,7 +100,10 @@ def tc_to_frames(tc: str, rate: Fraction) -> int:
 
 def rt_frames(t: opentime.RationalTime, rate: Fraction) -> int:
     """A RationalTime as a whole number of frames at *rate* (rounded: OTIO doubles carry noise)."""
-    return round(Fraction(t.value).limit_denominator(1_000_000) * rate / exact_rate(t.rate))
+    src = _exact_float(float(t.rate))
+    if src == rate:
+        return round(t.value)
+    return round(Fraction(t.value).limit_denominator(1_000_000) * rate / src)
 
 
 def frames_to_seconds(frames: int | Fraction, rate: Fraction) -> Fraction:
