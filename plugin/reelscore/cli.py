@@ -138,7 +138,12 @@ def _settings(
 
 
 def _pick_provider(name: str) -> str:
+    from reelscore.providers import PROVIDER_NAMES
+
     if name != "auto":
+        if name not in PROVIDER_NAMES:
+            raise InputError(f"unknown provider {name!r}",
+                             hint=f"use --provider with one of: {', '.join(PROVIDER_NAMES)}")
         return name
     if os.environ.get("ELEVENLABS_API_KEY"):
         return "elevenlabs"

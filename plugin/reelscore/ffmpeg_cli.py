@@ -143,7 +143,7 @@ class MediaInfo:
         return round(self.duration_s * self.frame_rate)
 
 
-_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?), start: (-?[\d.]+)")
+_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)(?:, start: (-?[\d.]+))?")
 _VIDEO = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+)(.*)")
 _AUDIO = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+)(.*)")
 _SIZE = re.compile(r"(\d{2,5})x(\d{2,5})")
@@ -172,7 +172,7 @@ def _probe_cached(path: str, mtime_ns: int, size: int) -> MediaInfo:
     if m:
         h, mi, s, st = m.groups()
         duration_s = int(h) * 3600 + int(mi) * 60 + float(s)
-        start_s = float(st)
+        start_s = float(st) if st else 0.0
     width = height = None
     rate: Fraction | None = None
     vcodec = None

@@ -214,11 +214,12 @@ def _render(
         for video in req.videos:
             path = job.clips_dir / f"{video.id}.mp4"
             encode = encodes[req.id]
-            key = (renderer.cache_key(video, encode) if isinstance(renderer, FFmpegRenderer)
-                   else hashlib.sha256(json.dumps([video.model_dump(), encode.model_dump(),
-                                                   type(renderer).__name__]).encode()).hexdigest())
+            # Only a renderer that can fingerprint its inputs (sources, frame maps, settings)
+            # may reuse clips; others (e.g. Resolve, whose grades we cannot see) render afresh.
+            fingerprint = getattr(renderer, "cache_key", None)
+            key = fingerprint(video, encode) if fingerprint is not None else None
             rec = job.render_record(video.id)
-            if (rec and rec.get("cache_key") == key and path.exists()
+            if (key is not None and rec and rec.get("cache_key") == key and path.exists()
                     and sha256_file(path) == rec.get("sha256")):
                 progress.advance("render", video.frames)
                 clips[video.id] = ClipRef.model_validate(rec["clip"])
@@ -227,7 +228,9 @@ def _render(
     from reelscore.render import render_all
 
     t0 = time.monotonic()
-    render_all(renderer, [(v, p, e) for v, p, e, _ in todo], workers=settings.workers)
+    # A renderer may limit its own parallelism (Resolve has one render queue).
+    workers = getattr(renderer, "max_workers", None) or settings.workers
+    render_all(renderer, [(v, p, e) for v, p, e, _ in todo], workers=workers)
     for video, path, encode, key in todo:
         digest = sha256_file(path)
         ref = ClipRef(path=path, frames=video.frames, rate=rate_str(rate),
@@ -363,7 +366,9 @@ def score_timeline(
                 save=False)
         job.set("settings", settings.model_dump(mode="json"), save=False)
         job.set("plan", plan.model_dump(mode="json"))
-        renderer = renderer or FFmpegRenderer(loaded.timeline, planned.picture, planned.resolver)
+        renderer = renderer or FFmpegRenderer(
+            loaded.timeline, planned.picture, planned.resolver,
+            on_frames=lambda n: progress.advance("render", n))
         provider = provider or make_provider(settings.provider, provider_config)
 
         clips = _render(planned, job, renderer, settings, progress)

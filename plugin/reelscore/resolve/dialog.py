@@ -1,0 +1,291 @@
+"""The Workspace > Scripts dialog (Resolve's UIManager), its progress display and summary.
+
+``run_in_resolve(globals())`` is what the installed launcher calls inside Resolve;
+``python -m reelscore.resolve.dialog`` is the same dialog run from the recorded environment over
+the external scripting connection (when Resolve's Python cannot import reelscore).
+
+The dialog asks for: scene policy, description, tags, provider, loudness target, range (whole
+timeline or in/out marks), render route and scene markers. Scoring runs inside the Score button's
+handler; Resolve's own UI stays responsive (menu scripts are a separate process) and every status
+update is a property set that Resolve repaints at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reelscore.errors import InputError, ReelscoreError
+from reelscore.providers import PROVIDER_NAMES
+from reelscore.providers.base import MAX_TAGS
+from reelscore.resolve.api import ResolveError
+from reelscore.resolve.connect import ResolveSession, connect
+from reelscore.resolve.reader import parse_rate_setting
+from reelscore.timecode import rate_label
+
+log = logging.getLogger(__name__)
+
+WINDOW_ID = "ReelscoreWindow"
+POLICIES = ("cuts", "markers", "clips")
+RANGES = ("Whole timeline", "In/out marks")
+RENDERS = ("Resolve render queue (grades, titles, effects)", "ffmpeg from the source media (faster)")
+RENDER_KEYS = ("resolve", "ffmpeg")
+
+
+@dataclass(frozen=True)
+class DialogValues:
+    scenes: str = "cuts"
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    provider: str = "local"
+    target_lufs: float = -14.0
+    use_marks: bool = False
+    render: str = "resolve"
+    markers: bool = False
+
+
+def _combo(ui: Any, element_id: str, items: tuple[str, ...], current: str) -> Any:
+    box = ui.ComboBox({"ID": element_id})
+    for text in items:
+        box.AddItem(text)
+    box.CurrentIndex = items.index(current) if current in items else 0
+    return box
+
+
+def _row(ui: Any, label: str, widget: Any) -> Any:
+    return ui.HGroup({"Weight": 0}, [ui.Label({"Text": label, "Weight": 0.25}), widget])
+
+
+def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | None = None,
+                 providers: tuple[str, ...] = PROVIDER_NAMES) -> Any:
+    """Create the window (not shown). Element IDs are what :func:`read_values` reads."""
+    d = defaults or DialogValues()
+    content = ui.VGroup({"Spacing": 6}, [
+        ui.Label({"ID": "Header", "Text": header, "Weight": 0, "WordWrap": True}),
+        _row(ui, "Scenes", _combo(ui, "Scenes", POLICIES, d.scenes)),
+        _row(ui, "Description", ui.TextEdit({"ID": "Description", "PlainText": d.description,
+                                             "PlaceholderText": "brief for the music (optional)"})),
+        _row(ui, "Tags", ui.LineEdit({"ID": "Tags", "Text": ", ".join(d.tags),
+                                      "PlaceholderText": "comma-separated, up to 10"})),
+        _row(ui, "Provider", _combo(ui, "Provider", providers, d.provider)),
+        _row(ui, "Loudness (LUFS)", ui.SpinBox({"ID": "Loudness", "Minimum": -40, "Maximum": -5,
+                                                "Value": round(d.target_lufs)})),
+        _row(ui, "Range", _combo(ui, "Range", RANGES, RANGES[1] if d.use_marks else RANGES[0])),
+        _row(ui, "Render", _combo(ui, "Render", RENDERS, RENDERS[RENDER_KEYS.index(d.render)])),
+        ui.CheckBox({"ID": "Markers", "Text": "Add a marker at each scene", "Checked": d.markers,
+                     "Weight": 0}),
+        ui.Label({"ID": "Status", "Text": "Ready.", "Weight": 0}),
+        ui.TextEdit({"ID": "Log", "ReadOnly": True, "PlainText": ""}),
+        ui.HGroup({"Weight": 0}, [
+            ui.Button({"ID": "Score", "Text": "Score"}),
+            ui.Button({"ID": "Close", "Text": "Close"}),
+        ]),
+    ])
+    return disp.AddWindow(
+        {"ID": WINDOW_ID, "WindowTitle": "reelscore - score this timeline",
+         "Geometry": [200, 150, 620, 640]},
+        content,
+    )
+
+
+def read_values(win: Any) -> DialogValues:
+    """What the user chose; InputError for values the run would refuse."""
+    items = win.GetItems()
+    tags = tuple(t.strip() for t in str(items["Tags"].Text or "").split(",") if t.strip())
+    if len(tags) > MAX_TAGS:
+        raise InputError(f"{len(tags)} tags given; the service takes at most {MAX_TAGS}",
+                         hint="remove some tags")
+    render_text = str(items["Render"].CurrentText)
+    return DialogValues(
+        scenes=str(items["Scenes"].CurrentText) or "cuts",
+        description=str(items["Description"].PlainText or "").strip(),
+        tags=tags,
+        provider=str(items["Provider"].CurrentText) or "local",
+        target_lufs=float(items["Loudness"].Value),
+        use_marks=str(items["Range"].CurrentText) == RANGES[1],
+        render=RENDER_KEYS[RENDERS.index(render_text)] if render_text in RENDERS else "resolve",
+        markers=bool(items["Markers"].Checked),
+    )
+
+
+class DialogProgress:
+    """ProgressSink writing to the dialog's Status label and Log box."""
+
+    def __init__(self, win: Any) -> None:
+        self.items = win.GetItems()
+        self.totals: dict[str, float | None] = {}
+        self.done: dict[str, float] = {}
+        self.lines: list[str] = []
+
+    def _status(self, name: str) -> None:
+        total = self.totals.get(name)
+        done = self.done.get(name, 0)
+        unit = " frames" if name == "render" else ""
+        text = f"{name}: {done:g}/{total:g}{unit}" if total else f"{name}..."
+        self.items["Status"].Text = text
+
+    def stage(self, name: str, total: float | None = None) -> None:
+        self.totals[name] = total
+        self.done.setdefault(name, 0)
+        self._status(name)
+
+    def advance(self, name: str, amount: float = 1) -> None:
+        self.done[name] = self.done.get(name, 0) + amount
+        self._status(name)
+
+    def note(self, message: str) -> None:
+        self.log(message)
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+        self.items["Log"].PlainText = "\n".join(self.lines)
+
+
+Runner = Callable[[ResolveSession, DialogValues, DialogProgress], list[str]]
+
+
+def default_runner(session: ResolveSession, values: DialogValues, progress: DialogProgress) -> list[str]:
+    from reelscore.pipeline import ScoreSettings
+    from reelscore.providers import GenerationSettings
+    from reelscore.resolve.workflow import ResolveRunOptions, score_in_resolve
+
+    settings = ScoreSettings(
+        scenes=values.scenes,  # type: ignore[arg-type]
+        provider=values.provider,
+        generation=GenerationSettings(description=values.description or None, tags=values.tags),
+        target_lufs=values.target_lufs,
+        markers=values.markers,
+    )
+    options = ResolveRunOptions(use_marks=values.use_marks,
+                                render="ffmpeg" if values.render == "ffmpeg" else "resolve")
+    run = score_in_resolve(session, settings, options, progress=progress)
+    return run.summary_lines()
+
+
+def header_for(session: ResolveSession) -> str:
+    """One line about what will be scored (raises ResolveError if there is nothing to score)."""
+    project = session.project()
+    timeline = session.timeline(project)
+    rate_text = timeline.probe("GetSetting", "timelineFrameRate") or project.probe(
+        "GetSetting", "timelineFrameRate")
+    try:
+        rate = rate_label(parse_rate_setting(rate_text)[0])
+    except ReelscoreError:
+        rate = "?"
+    return (f"{timeline.label} in project {project.probe('GetName')!r}: {rate} fps, starts "
+            f"{timeline.probe('GetStartTimecode') or '?'} ({session.product} "
+            f"{session.version_string})")
+
+
+def run_dialog(
+    session: ResolveSession,
+    ui: Any,
+    disp: Any,
+    *,
+    runner: Runner = default_runner,
+    defaults: DialogValues | None = None,
+) -> Any:
+    """Build the dialog, wire its events and run its loop; returns the window (for tests)."""
+    win = build_dialog(ui, disp, header=header_for(session), defaults=defaults)
+    items = win.GetItems()
+    progress_box: list[DialogProgress] = []
+
+    def on_score(ev: Any) -> None:
+        progress = DialogProgress(win)
+        progress_box.append(progress)
+        items["Score"].Enabled = False
+        items["Close"].Enabled = False
+        try:
+            values = read_values(win)
+            progress.log(f"scoring with {values.provider}, scenes by {values.scenes}, "
+                         f"{'in/out marks' if values.use_marks else 'whole timeline'}, "
+                         f"render by {values.render} ...")
+            summary = runner(session, values, progress)
+            items["Status"].Text = "Done: the music is on its new track."
+            for line in summary:
+                progress.log(line)
+        except ReelscoreError as exc:
+            items["Status"].Text = "Stopped: " + exc.message.splitlines()[0]
+            progress.log(f"error: {exc}")
+        except Exception as exc:  # keep the dialog alive and say what broke
+            log.exception("reelscore dialog")
+            items["Status"].Text = f"Stopped by an internal error: {type(exc).__name__}"
+            progress.log(f"internal error: {type(exc).__name__}: {exc} (please report it)")
+        finally:
+            items["Score"].Enabled = True
+            items["Close"].Enabled = True
+
+    def on_close(ev: Any) -> None:
+        disp.ExitLoop()
+
+    win.On.Score.Clicked = on_score
+    win.On.Close.Clicked = on_close
+    getattr(win.On, WINDOW_ID).Close = on_close  # the window's own close box
+    win.Show()
+    disp.RunLoop()
+    win.Hide()
+    return win
+
+
+def _show_error(ui: Any, disp: Any, text: str) -> None:
+    win = disp.AddWindow(
+        {"ID": "ReelscoreError", "WindowTitle": "reelscore", "Geometry": [200, 200, 600, 260]},
+        ui.VGroup([ui.TextEdit({"ID": "Text", "ReadOnly": True, "PlainText": text}),
+                   ui.Button({"ID": "OK", "Text": "OK"})]),
+    )
+
+    def close(ev: Any) -> None:
+        disp.ExitLoop()
+
+    win.On.OK.Clicked = close
+    win.Show()
+    disp.RunLoop()
+    win.Hide()
+
+
+def _ui_of(session: ResolveSession | None, ns: Mapping[str, Any]) -> tuple[Any, Any] | None:
+    fusion = (session.fusion if session else None) or ns.get("fusion") or ns.get("fu")
+    bmd = (session.bmd if session else None) or ns.get("bmd")
+    if fusion is None or bmd is None:
+        return None
+    try:
+        ui = fusion.UIManager
+        return ui, bmd.UIDispatcher(ui)
+    except Exception:  # an external connection may not offer UIManager
+        return None
+
+
+def run_in_resolve(ns: Mapping[str, Any], *, runner: Runner = default_runner) -> int:
+    """Entry point for the menu script: *ns* is its globals (resolve, fusion, bmd)."""
+    logging.basicConfig(level=logging.INFO, format="reelscore %(levelname)s: %(message)s")
+    session: ResolveSession | None = None
+    ui_disp: tuple[Any, Any] | None = None
+    try:
+        session = connect(ns)
+        ui_disp = _ui_of(session, ns)
+        if ui_disp is None:
+            raise ResolveError(
+                "Resolve did not give this script a UIManager (fusion/bmd), so no dialog can open",
+                hint="run `reelscore resolve score` in a terminal instead",
+            )
+        run_dialog(session, *ui_disp, runner=runner)
+        return 0
+    except ReelscoreError as exc:
+        text = f"reelscore: {exc}"
+        print(text)
+        ui_disp = ui_disp or _ui_of(session, ns)
+        if ui_disp is not None:
+            _show_error(*ui_disp, text)
+        return exc.exit_code
+
+
+def main() -> int:
+    """``python -m reelscore.resolve.dialog``: the dialog over an external connection."""
+    return run_in_resolve({})
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the launcher
+    sys.exit(main())
