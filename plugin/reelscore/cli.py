@@ -118,7 +118,8 @@ def _settings(
     rate: str | None, media_root: list[Path] | None, provider: str, description: str | None,
     tag: list[str] | None, model: str | None, output_format: str, seed: int | None,
     target_lufs: float, true_peak: float, track_name: str, markers: bool, resubmit: bool,
-    workers: int | None,
+    workers: int | None, sign_c2pa: bool | None = None, add_sfx: bool | None = None,
+    separate_tracks: bool | None = None, use_audio_as_reference: bool | None = None,
 ) -> Any:
     from reelscore.pipeline import ScoreSettings
     from reelscore.providers import GenerationSettings
@@ -126,7 +127,9 @@ def _settings(
     if scenes not in ("cuts", "markers", "clips"):
         raise InputError(f"--scenes {scenes!r} is not a policy", hint="use cuts, markers or clips")
     gen = GenerationSettings(description=description, tags=tuple(tag or ()), model_id=model,
-                             output_format=output_format, seed=seed)
+                             output_format=output_format, seed=seed, sign_with_c2pa=sign_c2pa,
+                             add_sfx=add_sfx, separate_tracks=separate_tracks,
+                             use_audio_as_reference=use_audio_as_reference)
     return ScoreSettings(
         scenes=scenes,  # type: ignore[arg-type]
         scene_track=scene_track, min_scene_seconds=min_scene,
@@ -215,6 +218,10 @@ def score(
     model: str | None = typer.Option(None, "--model", help="service model id"),
     output_format: str = typer.Option("mp3_44100_128", "--output-format", help="service output format"),
     seed: int | None = typer.Option(None, "--seed", help="seed (local engine: same seed, same audio)"),
+    sign_c2pa: bool | None = typer.Option(None, "--sign-c2pa/--no-sign-c2pa", help="ask for a C2PA-signed MP3 (the signed original is kept beside the normalised WAV)"),
+    add_sfx: bool | None = typer.Option(None, "--add-sfx/--no-add-sfx", help="ask the service for sound effects cued from the picture"),
+    separate_tracks: bool | None = typer.Option(None, "--separate-tracks/--no-separate-tracks", help="music and SFX as separate stems, on two new tracks"),
+    use_audio_as_reference: bool | None = typer.Option(None, "--use-audio-as-reference/--no-use-audio-as-reference", help="let the service hear the clips' own audio (renders clips with audio)"),
     target_lufs: float = typer.Option(-14.0, "--target-lufs", help="integrated loudness target"),
     true_peak: float = typer.Option(-1.0, "--true-peak", help="true-peak ceiling (dBTP)"),
     track_name: str = typer.Option("Score", "--track-name", help="name of the new audio track"),
@@ -242,7 +249,8 @@ def score(
             rate=rate, media_root=media_root, provider=chosen, description=description, tag=tag,
             model=model, output_format=output_format, seed=seed, target_lufs=target_lufs,
             true_peak=true_peak, track_name=track_name, markers=markers, resubmit=resubmit,
-            workers=workers,
+            workers=workers, sign_c2pa=sign_c2pa, add_sfx=add_sfx,
+            separate_tracks=separate_tracks, use_audio_as_reference=use_audio_as_reference,
         )
         if dry_run:
             loaded = load_edit(input, rate=exact_rate(rate) if rate else None)

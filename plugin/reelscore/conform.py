@@ -65,6 +65,11 @@ def load_generated(audio: GeneratedAudio, path: Path | None = None) -> np.ndarra
         # Headerless 16-bit little-endian PCM (mono unless the provider says otherwise).
         pcm = decode_audio(src, fmt="s16le", sample_rate=rate, channels=channels)
         return _to_stereo48(pcm.mean(axis=1, keepdims=True) if channels > 2 else pcm, rate)
+    raw_format = audio.metadata.get("raw_format")
+    if audio.container == "other" and raw_format in ("mulaw", "alaw"):
+        # ulaw_8000 / alaw_8000: headerless companded mono.
+        rate = int(audio.metadata.get("raw_sample_rate", 8000))
+        return _to_stereo48(decode_audio(src, fmt=str(raw_format), sample_rate=rate, channels=1), rate)
     data = decode_audio(src, sample_rate=SAMPLE_RATE, channels=2)
     if data.shape[0] == 0:
         raise AudioError(f"the {audio.provider} provider returned audio with no samples ({src.name})")

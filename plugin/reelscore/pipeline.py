@@ -370,6 +370,9 @@ def score_timeline(
             loaded.timeline, planned.picture, planned.resolver,
             on_frames=lambda n: progress.advance("render", n))
         provider = provider or make_provider(settings.provider, provider_config)
+        preflight = getattr(provider, "preflight", None)
+        if callable(preflight):
+            preflight()  # fail on a missing key or a refused plan before rendering anything
 
         clips = _render(planned, job, renderer, settings, progress)
         results = _generate(planned, job, provider, clips, settings, progress)
