@@ -397,7 +397,7 @@ def test_real_concurrency_limit(contract, clips, tmp_path):
 
     contract.state.max_concurrent = 1
     # Long enough that the two requests overlap even on a loaded 2-core machine.
-    contract.state.generation_delay_s = 2.0
+    contract.state.generation_delay_s = 0.6
     results: list[object] = []
     barrier = threading.Barrier(2)
 
@@ -405,7 +405,8 @@ def test_real_concurrency_limit(contract, clips, tmp_path):
         barrier.wait()
         try:
             results.append(run(contract, make_request(clips[:1], request_id=rid),
-                               tmp_path / rid, concurrency_poll_s=0.1)[0])
+                               tmp_path / rid, concurrency_poll_s=0.1,
+                               concurrency_wait_s=30.0)[0])
         except Exception as exc:  # pragma: no cover - reported below
             results.append(exc)
 
