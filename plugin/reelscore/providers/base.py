@@ -111,7 +111,8 @@ class Provider(Protocol):
     ) -> GeneratedAudio:
         """Generate music for *request*; write the raw result under *out_dir*.
 
-        Must raise a :class:`reelscore.errors.ProviderError` subclass on failure.
+        Raises a :class:`reelscore.errors.ProviderError` subclass when the service fails, and
+        MediaError / InputError for clips or settings it cannot use.
         """
         ...
 

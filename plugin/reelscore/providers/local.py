@@ -15,8 +15,9 @@ What it guarantees (the pipeline and its tests rely on these):
 * Harmony: each section holds one chord root (bass, kick and the doubled chord root all sit on it),
   so the dominant pitch class of a section's window is the ``root_pc`` reported in the metadata;
   consecutive sections have different roots.
-* Determinism: the same clips and seed give bit-identical audio (only
-  ``numpy.random.default_rng(seed)`` is used); with no seed, one is derived from the clips' sha256.
+* Determinism: the same clips and seed give bit-identical audio (all randomness comes from
+  ``numpy.random.default_rng`` seeded with the seed, per section with ``[seed, index]``); with no
+  seed, one is derived from the clips' sha256.
 * Level: about -20 dBFS RMS with every sample under -1 dBFS; loudness is normalised later.
 """
 
@@ -27,7 +28,7 @@ import hashlib
 import logging
 import math
 import os
-import subprocess
+import re
 import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,7 @@ import numpy as np
 from scipy import signal
 
 from reelscore import ffmpeg_cli
-from reelscore.errors import FFmpegError, InputError, MediaError, OutputError
+from reelscore.errors import FFmpegError, InputError, MediaError
 from reelscore.fsutil import atomic_output
 from reelscore.providers.base import (
     ClipRef,
@@ -69,7 +70,7 @@ _MOTION_SCALE = 0.015  # 24-fps-equivalent mean difference that reads as "moving
 
 _TEMPO_MIN, _TEMPO_MAX = 70.0, 130.0
 _END_FADE_S = 0.015  # fade-out before every boundary: no click, and room for the next onset
-_CEILING = 10 ** (-1.2 / 20)  # hard limit for the written samples (< -1 dBFS even after dither-free rounding)
+_CEILING = 10 ** (-1.2 / 20)  # every sample stays under this, so under -1 dBFS after 24-bit rounding
 _LIMIT_KNEE = 10 ** (-6 / 20)
 _TARGET_RMS = 10 ** (-20 / 20)
 _SAT_RMS = 0.25  # level the mix is brought to before tanh, so saturation is the same for every request
@@ -154,37 +155,21 @@ class _ClipAnalysis:
         return float(0.5 * self.motion.mean() + 0.5 * np.percentile(self.motion, 80))
 
 
-def _decode_gray(path: Path, purpose: str) -> np.ndarray:
-    try:
-        return ffmpeg_cli.decode_gray_frames(path, width=_AN_W, height=_AN_H, purpose=purpose)
-    except FFmpegError as exc:
-        # ffmpeg >= 8 removed -vsync, which decode_gray_frames still passes. Until that seam moves
-        # to -fps_mode, run the same command spelled the new way (still through ffmpeg_cli.run).
-        if "vsync" not in exc.stderr_tail:
-            raise
-    args = [
-        *ffmpeg_cli.base_args(),
-        "-protocol_whitelist", ffmpeg_cli.INPUT_PROTOCOLS, "-i", ffmpeg_cli.file_arg(path), "-an",
-        "-vf", f"scale={_AN_W}:{_AN_H}:flags=area,format=gray", "-fps_mode", "passthrough",
-        "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1",
-    ]
-    proc = ffmpeg_cli.run(args, purpose, stdout=subprocess.PIPE)
-    data = np.frombuffer(proc.stdout, dtype=np.uint8)
-    return data.reshape(-1, _AN_H, _AN_W).copy()
-
-
 def _analyse_clip(clip: ClipRef, index: int, duration_s: float) -> _ClipAnalysis:
     label = f"clip {index + 1} ({clip.path.name})"
     hint = "re-render the clip; the local engine needs a decodable video stream to follow the picture"
     if not clip.path.is_file():
         raise MediaError(f"{label} does not exist: {str(clip.path)!r}", hint=hint)
     try:
-        frames = _decode_gray(clip.path, f"analysing {label}")
+        frames = ffmpeg_cli.decode_gray_frames(
+            clip.path, width=_AN_W, height=_AN_H, purpose=f"analysing {label}"
+        )
     except MediaError as exc:
-        first = str(exc).strip().splitlines()
+        detail = exc.stderr_tail if isinstance(exc, FFmpegError) else exc.message
+        lines = [re.sub(r"^\[[^]]*\]\s*", "", ln.strip()) for ln in detail.splitlines()]
+        reason = next((ln for ln in reversed(lines) if ln), "no details from ffmpeg")
         raise MediaError(
-            f"{label} cannot be decoded as video: " + " / ".join(s.strip() for s in first[:3]),
-            hint=hint,
+            f"{label} cannot be decoded as video ({reason}): {str(clip.path)!r}", hint=hint
         ) from exc
     n = len(frames)
     if n == 0:
@@ -244,7 +229,7 @@ class _Section:
     third: int  # semitones above the root
     colours: tuple[int, ...]  # diatonic sus2 / sus4 / seventh intervals that suit this chord
     tempo_bpm: float
-    tempo_fits: bool  # the section holds a whole number of beats at this tempo
+    tempo_fits: bool  # the section holds a whole number of beats (or half-beats) at this tempo
     intensity: float
     timbre: float  # 0 dark .. 1 bright
     motion: float  # normalised 0..1
@@ -646,11 +631,14 @@ def _master(audio: np.ndarray) -> None:
     np.tanh(audio, out=audio)
     audio *= np.float32(_TARGET_RMS / rms(audio))
     # The knee only engages on rare transients; tanh keeps every sample strictly under the ceiling.
-    over = np.abs(audio) > _LIMIT_KNEE
-    if over.any():
-        x = audio[over]
-        span = _CEILING - _LIMIT_KNEE
-        audio[over] = np.sign(x) * (_LIMIT_KNEE + span * np.tanh((np.abs(x) - _LIMIT_KNEE) / span))
+    # In blocks, so the temporaries stay small on a 10-minute track.
+    span = _CEILING - _LIMIT_KNEE
+    for i in range(0, audio.shape[1], _WRITE_CHUNK):
+        block = audio[:, i : i + _WRITE_CHUNK]
+        over = np.abs(block) > _LIMIT_KNEE
+        if over.any():
+            x = block[over]
+            block[over] = np.sign(x) * (_LIMIT_KNEE + span * np.tanh((np.abs(x) - _LIMIT_KNEE) / span))
 
 
 # --------------------------------------------------------------------------------------- output
@@ -676,20 +664,17 @@ def _pcm24(block: np.ndarray) -> bytes:
 def _write_wav(path: Path, audio: np.ndarray) -> None:
     """(2, n) audio as 48 kHz stereo 24-bit PCM, written atomically and synced before it takes
     the final name."""
-    with atomic_output(path) as tmp:
-        try:
-            with open(tmp, "wb") as fh:
-                with wave.open(fh, "wb") as w:
-                    w.setnchannels(CHANNELS)
-                    w.setsampwidth(3)
-                    w.setframerate(SAMPLE_RATE)
-                    w.setnframes(audio.shape[1])
-                    for i in range(0, audio.shape[1], _WRITE_CHUNK):
-                        w.writeframesraw(_pcm24(audio[:, i : i + _WRITE_CHUNK]))
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+    # atomic_output turns an OSError (disk full, permissions) into an actionable OutputError.
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        with wave.open(fh, "wb") as w:
+            w.setnchannels(CHANNELS)
+            w.setsampwidth(3)
+            w.setframerate(SAMPLE_RATE)
+            w.setnframes(audio.shape[1])
+            for i in range(0, audio.shape[1], _WRITE_CHUNK):
+                w.writeframesraw(_pcm24(audio[:, i : i + _WRITE_CHUNK]))
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 # ------------------------------------------------------------------------------------- provider
@@ -718,7 +703,7 @@ class LocalProvider:
         if seed is None:
             seed, seed_source = derive_seed(request), "clips_sha256"
         if seed < 0:
-            raise InputError(f"seed {seed} is negative", hint="use a seed from 0 to 2**32 - 1")
+            raise InputError(f"seed {seed} is negative", hint="use a seed of 0 or more")
 
         bounds = section_bounds(clips)
         durations = [(bounds[i + 1] - bounds[i]) / SAMPLE_RATE for i in range(len(clips))]
