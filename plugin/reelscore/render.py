@@ -6,16 +6,28 @@ How frame accuracy is kept, whatever the sources' keyframe spacing:
   (:mod:`reelscore.picture`). Each run of frames from one source is decoded by its own ffmpeg
   process with an *input* seek half a frame before the first wanted frame (ffmpeg decodes from the
   keyframe before it and drops everything earlier, so the first frame out is the wanted one) and
-  ``-frames:v`` for the count. Frames come out as raw YUV on a pipe.
+  ``-frames:v`` for the count. Frames come out as raw YUV at the proxy size (scaled in the
+  decoder) on a pipe. A run's file frames may be any sequence: speed changes skip or repeat
+  frames, a freeze decodes one frame, a reversed run is decoded forwards once and played from
+  memory, in chunks of at most ``MAX_HOLD_BYTES`` (each chunk seeks to its own keyframe).
+* Dissolves and fades: the parts of a blend are decoded side by side and mixed in numpy with the
+  weight the picture gives each output frame (black for fades).
+* Media kinds: movies (frame index from the edit's media time, the file's own rate for seeking),
+  still images (one frame held), image sequences (ffmpeg's image2 demuxer from the first image
+  needed).
 * One encoder process per clip reads those frames from a pipe at the timeline's exact rate. We
   count every frame that passes, so a source that ends early is an error naming the clip and the
   record timecode, never a silently shorter clip. Black (gaps, generators) is written by us.
 * The clip is constant frame rate at the timeline rate, in an MP4 whose track timescale holds each
   frame duration exactly (24000 for 23.976, a multiple of the rate otherwise).
 
+Speed: clips render in parallel (bounded by cores and available memory; each decoder gets its
+share of the cores), and a clip is reused when its cache key (sources' size and mtime, the exact
+frame maps and blend weights, encode settings, render version) is unchanged. A request whose
+clips exceed the service's byte limit is re-rendered at a lower bitrate (:func:`fit_requests`).
+
 ffmpeg-python is used here, and only here, as a command builder; ``reelscore.ffmpeg_cli`` runs
-and locates ffmpeg.
-"""
+and locates ffmpeg."""
 
 from __future__ import annotations
 
@@ -27,31 +39,39 @@ import os
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, runtime_checkable
 
 import ffmpeg
 import numpy as np
 import opentimelineio as otio
 
 from reelscore import __version__
-from reelscore.errors import FFmpegError, MediaError, OfflineMediaError
+from reelscore.errors import FFmpegError, MediaError, OfflineMediaError, UnsupportedError
 from reelscore.ffmpeg_cli import INPUT_PROTOCOLS, ffmpeg_exe, file_arg, probe
 from reelscore.fsutil import atomic_output
-from reelscore.picture import Picture, Segment
+from reelscore.picture import Num, Picture, Segment, media_frame
 from reelscore.plan import EncodeSettings, PlannedVideo, ScorePlan
-from reelscore.timecode import exact_rate, frames_to_tc, rt_frames, tc_to_frames
+from reelscore.timecode import exact_rate, frames_to_tc, tc_to_frames
 from reelscore.timeline import MediaLookup, MediaResolver
 
 log = logging.getLogger(__name__)
 
-RENDER_VERSION = "render/1"  # bump when output pixels could change for the same inputs
+RENDER_VERSION = "render/2"  # bump when output pixels could change for the same inputs
 
 FrameCallback = Callable[[int], None]
+Frames = Generator[bytes, None, None]
+
+
+@runtime_checkable
+class SharesCores(Protocol):
+    """A renderer whose decoders can be told how many threads each may use."""
+
+    decoder_threads: int | None
 
 
 class Renderer(Protocol):
@@ -62,10 +82,25 @@ class Renderer(Protocol):
 
 # ----------------------------------------------------------------------------- source runs
 
+# Frames of one reversed (or shuffled) run held in memory at once; longer runs are decoded in
+# chunks (each chunk seeks to its own keyframe), so memory stays bounded whatever the edit does.
+MAX_HOLD_BYTES = 64 * 1024 * 1024
+# Image files: one picture, held for as long as the edit uses it (Resolve exports 1-frame stills).
+STILL_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dpx", ".exr",
+                            ".tga", ".webp", ".gif", ".psd", ".jp2"})
+# A rate OTIO may use that is not a frame rate (FCPX-style 600 or 90000, or rate 1): media time
+# is then converted through seconds at the file's own rate.
+_PLAUSIBLE_RATES = (Fraction(10), Fraction(240))
+
 
 @dataclass(frozen=True)
 class SourceRun:
-    """Output frames [start, start+count) taken from one media file."""
+    """Output frames [start, start+count) taken from one media file (or black).
+
+    ``file_frames`` holds, for every output frame, the 0-based index of the frame in the file
+    (for an image sequence: in the sequence, image number ``first_number + index``), and
+    ``src_rate`` is the rate the file's frames are timed at (used for seeking).
+    """
 
     start: int
     count: int
@@ -74,14 +109,50 @@ class SourceRun:
     src_rate: Fraction = Fraction(0)
     clip_name: str = ""
     reason: str = ""
+    kind: str = "movie"  # "movie" | "still" | "sequence"
+    pattern: str = ""  # image sequences: printf-style file pattern (image2 demuxer)
+    first_number: int = 0  # image sequences: image number of index 0
 
     def key(self) -> dict[str, object]:
         if self.path is None:
             return {"black": self.count}
         st = self.path.stat()
-        return {"path": str(self.path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "first": self.file_frames[0], "last": self.file_frames[-1],
-                "n": self.count, "step": _describe_steps(self.file_frames), "rate": str(self.src_rate)}
+        key: dict[str, object] = {
+            "path": str(self.path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "first": self.file_frames[0], "last": self.file_frames[-1], "n": self.count,
+            "step": _describe_steps(self.file_frames), "rate": str(self.src_rate),
+            "kind": self.kind}
+        if self.kind == "sequence":
+            last = Path(self.pattern % (self.first_number + max(self.file_frames)))
+            lst = last.stat() if last.exists() else None
+            key.update(pattern=self.pattern, first_number=self.first_number,
+                       last_image=[lst.st_size, lst.st_mtime_ns] if lst else None)
+        return key
+
+
+@dataclass(frozen=True)
+class MixPartRuns:
+    """One picture of a blend: its runs (covering the blend's frames in order) and weights."""
+
+    runs: tuple[SourceRun, ...]
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class MixRun:
+    """Output frames [start, start+count), each a weighted sum of its parts (a dissolve)."""
+
+    start: int
+    count: int
+    parts: tuple[MixPartRuns, ...]
+
+    def key(self) -> dict[str, object]:
+        weights = np.asarray([p.weights for p in self.parts], dtype=np.float64)
+        return {"mix": [[r.key() for r in p.runs] for p in self.parts],
+                "weights": hashlib.sha1(np.round(weights, 6).tobytes()).hexdigest()[:16]}
+
+
+Run = SourceRun | MixRun
 
 
 def _describe_steps(frames: tuple[int, ...]) -> str:
@@ -89,28 +160,150 @@ def _describe_steps(frames: tuple[int, ...]) -> str:
     return h[:16]
 
 
+def _plausible(rate: Fraction) -> bool:
+    return _PLAUSIBLE_RATES[0] <= rate <= _PLAUSIBLE_RATES[1]
+
+
+def _same_count(a: Fraction, b: Fraction) -> bool:
+    """Rates whose frame counts (timecode) mean the same thing: equal, or an NTSC pair."""
+    return a == b or a * 1001 == b * 1000 or b * 1001 == a * 1000
+
+
+def _in_rate(value: Fraction, from_rate: Fraction, to_rate: Fraction) -> Fraction:
+    """A frame count at *from_rate* as a count at *to_rate* (timecode counts for NTSC pairs)."""
+    return value if _same_count(from_rate, to_rate) else value * to_rate / from_rate
+
+
+@dataclass(frozen=True)
+class SourceMedia:
+    """How a clip's media frames (at the OTIO source rate) map to frames of its file."""
+
+    path: Path
+    kind: str  # "movie" | "still" | "sequence"
+    origin: Fraction  # media frame (src_rate) shown by file frame 0
+    scale: Fraction  # file frames per media frame (1: frame for frame)
+    file_rate: Fraction  # rate the file frame indices count at (seeking uses the file's own)
+    pattern: str = ""
+    first_number: int = 0
+
+    def file_frame(self, instant: Num, backward: bool = False) -> int:
+        """The file frame shown at media *instant* (played backwards: see media_frame)."""
+        if self.kind == "still":
+            return 0
+        x = (instant - self.origin) * self.scale
+        if self.scale != 1 or x.denominator > 1_000_000:
+            # Through seconds at another rate: guard against representation noise.
+            x += -Fraction(1, 1_000_000) if backward else Fraction(1, 1_000_000)
+        return media_frame(x, backward)
+
+
 class MediaOrigins:
-    """Where a clip's media space starts in its file (available_range, else embedded timecode)."""
+    """Where a clip's media space starts in its file (available_range, else embedded timecode),
+    the file's own rate, and what kind of input it is (movie, still image, image sequence)."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], int] = {}
+        self._cache: dict[tuple[str, str, str], SourceMedia] = {}
+        self._lock = threading.Lock()
 
     def origin(self, clip: otio.schema.Clip, path: Path, src_rate: Fraction) -> int:
+        """Media frame (at src_rate) of the file's first frame (rounded)."""
+        return round(self.media(clip, path, src_rate).origin)
+
+    def media(self, clip: otio.schema.Clip, path: Path, src_rate: Fraction) -> SourceMedia:
         ref = clip.media_reference
         avail = getattr(ref, "available_range", None)
+        akey = "" if avail is None else f"{avail.start_time.value}@{avail.start_time.rate}"
+        key = (str(path), str(src_rate), akey)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        media = self._describe(ref, avail, path, src_rate)
+        with self._lock:
+            self._cache[key] = media
+        return media
+
+    @staticmethod
+    def _describe(ref: otio.core.SerializableObject, avail: otio.opentime.TimeRange | None,
+                  path: Path, src_rate: Fraction) -> SourceMedia:
+        if isinstance(ref, otio.schema.ImageSequenceReference):
+            if int(ref.frame_step) != 1:
+                raise UnsupportedError(
+                    f"image sequence {ref.name_prefix!r} uses every {ref.frame_step}th image; "
+                    "only consecutive images (frame_step 1) can be rendered",
+                    hint="render the sequence to a movie, or score with --reference MOVIE")
+            origin = Fraction(0)
+            if avail is not None:
+                origin = _in_rate(Fraction(avail.start_time.value).limit_denominator(1_000_000),
+                                  exact_rate(avail.start_time.rate), src_rate)
+            pad = int(ref.frame_zero_padding)
+            pattern = str(path.parent / f"{ref.name_prefix}%0{pad}d{ref.name_suffix}"
+                          if pad else path.parent / f"{ref.name_prefix}%d{ref.name_suffix}")
+            seq_rate = exact_rate(float(ref.rate)) if ref.rate and ref.rate > 0 else src_rate
+            return SourceMedia(path, "sequence", origin, Fraction(1), seq_rate, pattern,
+                               int(ref.start_frame))
+        if path.suffix.lower() in STILL_SUFFIXES:
+            return SourceMedia(path, "still", Fraction(0), Fraction(1), src_rate)
+        # The file is only probed when the edit does not say enough: no available range (its
+        # timecode says where media time starts) or a rate that is no frame rate. Seeking uses
+        # the file's own rate, probed when a run is decoded (not for cache keys).
+        if avail is not None and _plausible(src_rate):
+            origin = _in_rate(Fraction(avail.start_time.value).limit_denominator(1_000_000),
+                              exact_rate(avail.start_time.rate), src_rate)
+            return SourceMedia(path, "movie", origin, Fraction(1), src_rate)
+        info = probe(path)
+        if info.is_still:
+            return SourceMedia(path, "still", Fraction(0), Fraction(1), src_rate)
+        file_rate = info.frame_rate or src_rate
+        if _plausible(src_rate):
+            scale = Fraction(1)  # frame for frame at the edit's idea of the source's rate
+            count_rate = src_rate
+        else:
+            scale = file_rate / src_rate
+            count_rate = file_rate
         if avail is not None:
-            return rt_frames(avail.start_time, src_rate)
-        key = (str(path), str(src_rate))
-        if key not in self._cache:
-            info = probe(path)
-            origin = 0
+            origin = _in_rate(Fraction(avail.start_time.value).limit_denominator(1_000_000),
+                              exact_rate(avail.start_time.rate), src_rate)
+        else:
+            origin = Fraction(0)
             if info.timecode:
                 try:
-                    origin = tc_to_frames(info.timecode, src_rate)
+                    tc = tc_to_frames(info.timecode, file_rate)
                 except Exception:
-                    origin = 0
-            self._cache[key] = origin
-        return self._cache[key]
+                    tc = 0
+                origin = _in_rate(Fraction(tc), file_rate, src_rate)
+        return SourceMedia(path, "movie", origin, scale, count_rate)
+
+
+def _file_runs(
+    out_start: int, count: int, clip: otio.schema.Clip, media_start: Num, step: Num,
+    backward: bool, media: SourceMedia, max_hold: int,
+) -> list[SourceRun]:
+    """Output frames of one clip as runs of file frames (reversed runs in bounded chunks)."""
+    frames = [media.file_frame(media_start + i * step, backward) for i in range(count)]
+    if frames and min(frames) < 0:
+        raise MediaError(
+            f"clip {clip.name!r} starts {-min(frames)} frame(s) before its media "
+            f"({media.path.name})",
+            hint="the edit's source in point lies before the file's first frame; check the "
+            "clip's available range or the file's start timecode",
+        )
+    common = {"src_rate": media.file_rate, "clip_name": clip.name, "kind": media.kind,
+              "pattern": media.pattern, "first_number": media.first_number}
+    monotonic = all(b >= a for a, b in zip(frames, frames[1:]))
+    if monotonic or max(frames) - min(frames) < max_hold:
+        return [SourceRun(out_start, count, media.path, tuple(frames), **common)]
+    runs: list[SourceRun] = []
+    i = 0
+    while i < count:
+        lo = hi = frames[i]
+        j = i + 1
+        while j < count and max(hi, frames[j]) - min(lo, frames[j]) < max_hold:
+            lo, hi = min(lo, frames[j]), max(hi, frames[j])
+            j += 1
+        runs.append(SourceRun(out_start + i, j - i, media.path, tuple(frames[i:j]), **common))
+        i = j
+    return runs
 
 
 def source_runs(
@@ -119,54 +312,72 @@ def source_runs(
     timeline_rate: Fraction,
     lookups: dict[int, MediaLookup],
     origins: MediaOrigins,
-) -> list[SourceRun]:
-    """Turn picture segments into runs of file frames (impure only for origin probing)."""
-    runs: list[SourceRun] = []
-    for seg in segments:
-        if seg.clip is None:
-            runs.append(SourceRun(seg.start, seg.count, None, reason=seg.reason or "gap"))
-            continue
-        lookup = lookups.get(id(seg.clip))
+    max_hold_frames: int = 180,
+) -> list[Run]:
+    """Turn picture segments into runs of file frames (impure only for probing sources)."""
+
+    def runs_of(start: int, count: int, clip: otio.schema.Clip | None, media_start: Num,
+                step: Num, backward: bool, src_rate: Fraction, reason: str) -> list[SourceRun]:
+        if clip is None:
+            return [SourceRun(start, count, None, reason=reason or "gap")]
+        lookup = lookups.get(id(clip))
         if lookup is None or lookup.path is None:
-            runs.append(SourceRun(seg.start, seg.count, None, clip_name=seg.clip.name,
-                                  reason="generator" if lookup is None else "offline"))
+            return [SourceRun(start, count, None, clip_name=clip.name,
+                              reason="generator" if lookup is None else "offline")]
+        media = origins.media(clip, lookup.path, src_rate)
+        return _file_runs(start, count, clip, media_start, step, backward, media,
+                          max_hold_frames)
+
+    runs: list[Run] = []
+    for seg in segments:
+        if seg.parts:
+            parts = tuple(
+                MixPartRuns(tuple(runs_of(seg.start, seg.count, part.clip, part.media_start,
+                                          part.step, part.backward, part.src_rate, "fade")),
+                            part.weights)
+                for part in seg.parts)
+            runs.append(MixRun(seg.start, seg.count, parts))
             continue
-        origin = origins.origin(seg.clip, lookup.path, seg.src_rate)
-        step = seg.src_rate / timeline_rate
-        # The source frame visible at each timeline frame's instant (floor, with a guard against
-        # float noise in the media start).
-        frames = tuple(
-            math.floor(seg.media_start + i * step + Fraction(1, 10_000)) - origin
-            for i in range(seg.count)
-        )
-        if frames[0] < 0:
-            raise MediaError(
-                f"clip {seg.clip.name!r} starts {-frames[0]} frame(s) before its media "
-                f"({lookup.path.name})",
-                hint="the edit's source in point lies before the file's first frame; check the "
-                "clip's available range or the file's start timecode",
-            )
-        runs.append(SourceRun(seg.start, seg.count, lookup.path, frames, seg.src_rate,
-                              seg.clip.name))
+        runs.extend(runs_of(seg.start, seg.count, seg.clip, seg.media_start, seg.step,
+                            seg.backward, seg.src_rate, seg.reason))
     return runs
 
 
 # ------------------------------------------------------------------------------- commands
 
 
-def decoder_args(run: SourceRun, encode: EncodeSettings) -> list[str]:
+def seek_rate(run: SourceRun) -> Fraction:
+    """The rate a movie's frames are timed at: the file's own (probed, cached), else the run's."""
+    assert run.path is not None
+    try:
+        info = probe(run.path)
+    except MediaError:
+        return run.src_rate
+    return info.frame_rate or run.src_rate
+
+
+def decoder_args(run: SourceRun, encode: EncodeSettings, *, threads: int | None = None) -> list[str]:
     """One source run -> raw yuv420p frames at the proxy size on stdout."""
     assert run.path is not None
-    first = run.file_frames[0]
-    last = max(run.file_frames)
-    need = last - min(first, min(run.file_frames)) + 1
     lo = min(run.file_frames)
+    need = max(run.file_frames) - lo + 1
     inp_kwargs: dict[str, object] = {"protocol_whitelist": INPUT_PROTOCOLS}
-    if lo > 0:
-        # Half a frame early: the decoder drops every frame before this instant, so frame `lo`
-        # is the first one out even when timestamps carry rounding noise.
-        inp_kwargs["ss"] = f"{float((Fraction(lo) - Fraction(1, 2)) / run.src_rate):.6f}"
-    stream = ffmpeg.input(file_arg(run.path), **inp_kwargs)
+    if threads:
+        inp_kwargs["threads"] = threads
+    if run.kind == "sequence":
+        rate = run.src_rate
+        inp_kwargs.update(f="image2", framerate=f"{rate.numerator}/{rate.denominator}",
+                          start_number=run.first_number + lo)
+        source = "file:" + run.pattern
+    else:
+        source = file_arg(run.path)
+        if lo > 0:
+            # Half a frame early: the decoder drops every frame before this instant, so frame
+            # `lo` is the first one out even when timestamps carry rounding noise. Frame `lo`
+            # is timed at the file's own rate (an edit may call a 23.976 file 24).
+            rate = seek_rate(run)
+            inp_kwargs["ss"] = f"{float((Fraction(lo) - Fraction(1, 2)) / rate):.6f}"
+    stream = ffmpeg.input(source, **inp_kwargs)
     video = (
         stream.video.filter("scale", encode.width, encode.height,
                             force_original_aspect_ratio="decrease", flags="bilinear")
@@ -186,7 +397,8 @@ def track_timescale(rate: Fraction) -> int:
     return rate.numerator
 
 
-def encoder_args(encode: EncodeSettings, out_path: Path, frames: int) -> list[str]:
+def encoder_args(encode: EncodeSettings, out_path: Path, frames: int, *,
+                 threads: int | None = None) -> list[str]:
     rate = encode.fraction_rate
     gop = max(1, round(rate * 2))
     inp = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt="yuv420p",
@@ -198,6 +410,7 @@ def encoder_args(encode: EncodeSettings, out_path: Path, frames: int) -> list[st
         pix_fmt="yuv420p", movflags="+faststart", an=None,
         video_track_timescale=track_timescale(rate), f="mp4",
         **{"frames:v": frames, "fps_mode": "passthrough"},
+        **({"threads": threads} if threads else {}),
     )
     args: list[str] = out.compile(cmd=ffmpeg_exe(), overwrite_output=True)
     return [args[0], "-hide_banner", "-nostdin", "-loglevel", "error", *args[1:]]
@@ -228,10 +441,11 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _decode_run(run: SourceRun, encode: EncodeSettings) -> Iterator[bytes]:
+def _decode_run(run: SourceRun, encode: EncodeSettings, *,
+                threads: int | None = None) -> Frames:
     """Yield the run's frames in output order (decoding each source frame once)."""
     fb = _frame_bytes(encode)
-    args = decoder_args(run, encode)
+    args = decoder_args(run, encode, threads=threads)
     lo = min(run.file_frames)
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
@@ -248,7 +462,7 @@ def _decode_run(run: SourceRun, encode: EncodeSettings) -> Iterator[bytes]:
                             raise _short_source(run, current_index + 1, err, proc)
                         current, current_index = data, current_index + 1
                     yield current
-            else:  # reverse or shuffled order: hold the decoded range in memory
+            else:  # reverse or shuffled order: hold the decoded range (bounded by the caller)
                 need = max(run.file_frames) - lo + 1
                 frames: list[bytes] = []
                 for _ in range(need):
@@ -272,39 +486,83 @@ def _short_source(run: SourceRun, missing: int, err: IO[bytes], proc: subprocess
     tail = err.read().decode("utf-8", "replace").strip()
     if tail:
         return FFmpegError(f"decoding {run.path} for clip {run.clip_name!r}", proc.returncode or 1, tail)
+    what = (f"image {run.first_number + missing} of the sequence" if run.kind == "sequence"
+            else f"file frame {missing}")
     return MediaError(
         f"clip {run.clip_name!r}: its media {run.path.name if run.path else '?'} ends before "
-        f"file frame {missing}, but the edit uses it up to file frame {max(run.file_frames)}",
+        f"{what}, but the edit uses it up to file frame {max(run.file_frames)}",
         hint="the edit refers to frames the file does not have: relink to the right media, "
         "or check the clip's source range",
     )
 
 
+def _frames_of(runs: tuple[SourceRun, ...] | list[SourceRun], encode: EncodeSettings,
+               threads: int | None) -> Frames:
+    """The frames of consecutive runs; the open decoder is closed however iteration ends."""
+    black = black_frame(encode)
+    for run in runs:
+        if run.path is None:
+            for _ in range(run.count):
+                yield black
+            continue
+        inner = _decode_run(run, encode, threads=threads)
+        try:
+            yield from inner
+        finally:
+            inner.close()
+
+
+def _mix_frames(run: MixRun, encode: EncodeSettings, threads: int | None) -> Frames:
+    """A dissolve: every output frame is the weighted sum of its parts' frames (numpy)."""
+    iters = [_frames_of(part.runs, encode, threads) for part in run.parts]
+    fb = _frame_bytes(encode)
+    acc = np.empty(fb, dtype=np.float32)
+    tmp = np.empty(fb, dtype=np.float32)
+    try:
+        for i in range(run.count):
+            acc.fill(0.5)  # rounds to nearest on the cast below
+            for part, it in zip(run.parts, iters):
+                data = next(it, None)
+                if data is None:
+                    raise MediaError(f"a dissolve part ended early at output frame {run.start + i}")
+                w = part.weights[i]
+                if w > 0:
+                    np.multiply(np.frombuffer(data, dtype=np.uint8), np.float32(w), out=tmp)
+                    acc += tmp
+            yield np.clip(acc, 0, 255).astype(np.uint8).tobytes()
+    finally:
+        for it in iters:
+            it.close()
+
+
 def render_runs(
-    runs: list[SourceRun],
+    runs: list[Run] | list[SourceRun],
     encode: EncodeSettings,
     out_path: Path,
     *,
     on_frames: FrameCallback | None = None,
+    threads: int | None = None,
 ) -> int:
     """Encode the runs, in order, into one clip at *out_path* (atomic). Returns frames written."""
     total = sum(r.count for r in runs)
-    black = black_frame(encode)
     written = 0
     with atomic_output(out_path) as tmp, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(encoder_args(encode, tmp, total), stdin=subprocess.PIPE,
+        proc = subprocess.Popen(encoder_args(encode, tmp, total, threads=threads),
+                                stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=err)
         assert proc.stdin is not None
         try:
             for run in runs:
-                frames: Iterator[bytes] = (
-                    iter([black] * run.count) if run.path is None else _decode_run(run, encode)
-                )
-                for frame in frames:
-                    proc.stdin.write(frame)
-                    written += 1
-                    if on_frames is not None and written % 12 == 0:
-                        on_frames(12)
+                frames = (_mix_frames(run, encode, threads) if isinstance(run, MixRun)
+                          else _frames_of([run], encode, threads))
+                try:
+                    for frame in frames:
+                        proc.stdin.write(frame)
+                        written += 1
+                        if on_frames is not None and written % 12 == 0:
+                            on_frames(12)
+                finally:
+                    frames.close()
             proc.stdin.close()
             rc = proc.wait()
         except BrokenPipeError:
@@ -332,7 +590,8 @@ class FFmpegRenderer:
         self.resolver = resolver
         self.on_frames = on_frames
         self.origins = MediaOrigins()
-        self._lookups: dict[int, MediaLookup] = {}
+        self.decoder_threads: int | None = None  # set by render_all from its worker count
+        self._lookups: dict[int, MediaLookup | None] = {}
         self._lock = threading.Lock()
 
     def lookup(self, clip: otio.schema.Clip) -> MediaLookup | None:
@@ -341,20 +600,22 @@ class FFmpegRenderer:
             key = id(clip)
             if key not in self._lookups:
                 if isinstance(clip.media_reference, otio.schema.GeneratorReference):
-                    return None
-                self._lookups[key] = self.resolver.resolve_clip(clip)
+                    self._lookups[key] = None
+                else:
+                    self._lookups[key] = self.resolver.resolve_clip(clip)
             return self._lookups[key]
 
-    def runs_for(self, video: PlannedVideo, encode: EncodeSettings) -> list[SourceRun]:
+    def runs_for(self, video: PlannedVideo, encode: EncodeSettings) -> list[Run]:
         segs = self.picture.segments(video.range.start, video.range.end)
         lookups: dict[int, MediaLookup] = {}
         for seg in segs:
-            if seg.clip is not None:
-                lk = self.lookup(seg.clip)
+            for clip in seg.clips():
+                lk = self.lookup(clip)
                 if lk is not None:
-                    lookups[id(seg.clip)] = lk
+                    lookups[id(clip)] = lk
+        hold = max(8, MAX_HOLD_BYTES // _frame_bytes(encode))
         return source_runs(segs, timeline_rate=self.picture.rate, lookups=lookups,
-                           origins=self.origins)
+                           origins=self.origins, max_hold_frames=hold)
 
     def cache_key(self, video: PlannedVideo, encode: EncodeSettings) -> str:
         runs = self.runs_for(video, encode)
@@ -365,7 +626,8 @@ class FFmpegRenderer:
 
     def render_video(self, video: PlannedVideo, out_path: Path, encode: EncodeSettings) -> None:
         runs = self.runs_for(video, encode)
-        render_runs(runs, encode, out_path, on_frames=self.on_frames)
+        render_runs(runs, encode, out_path, on_frames=self.on_frames,
+                    threads=self.decoder_threads)
 
 
 def offline_clips(
@@ -376,16 +638,16 @@ def offline_clips(
     seen: set[int] = set()
     out: list[tuple[str, str, str]] = []
     for seg in picture.segments(start, end):
-        clip = seg.clip
-        if clip is None or id(clip) in seen:
-            continue
-        seen.add(id(clip))
-        if isinstance(clip.media_reference, otio.schema.GeneratorReference):
-            continue
-        lookup = resolver.resolve_clip(clip)
-        if lookup.path is None:
-            tc = frames_to_tc(start_frame + seg.start, picture.rate)
-            out.append((clip.name or "(unnamed)", tc, "; ".join(lookup.tried) or "nothing"))
+        for clip in seg.clips():
+            if id(clip) in seen:
+                continue
+            seen.add(id(clip))
+            if isinstance(clip.media_reference, otio.schema.GeneratorReference):
+                continue
+            lookup = resolver.resolve_clip(clip)
+            if lookup.path is None:
+                tc = frames_to_tc(start_frame + seg.start, picture.rate)
+                out.append((clip.name or "(unnamed)", tc, "; ".join(lookup.tried) or "nothing"))
     return out
 
 
@@ -396,22 +658,105 @@ def check_online(timeline: otio.schema.Timeline, picture: Picture, resolver: Med
         raise OfflineMediaError(missing)
 
 
+# Memory one parallel render may need at most: a decoder of a UHD long-GOP source with its
+# frame threads, a dissolve's second decoder, the encoder and the raw frames in flight
+# (measured peak for a 1080p source: see benchmarks/bench_render.py).
+WORKER_MEMORY_BYTES = 400 * 1024 * 1024
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux /proc/meminfo), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def default_workers(jobs: int) -> int:
+    """Parallel renders: bounded by the cores, by the available memory and by the job count."""
+    cores = os.cpu_count() or 2
+    avail = available_memory()
+    by_memory = max(1, avail // WORKER_MEMORY_BYTES) if avail else cores
+    return max(1, min(jobs, cores, by_memory))
+
+
 def render_all(
     renderer: Renderer,
     jobs: list[tuple[PlannedVideo, Path, EncodeSettings]],
     *,
     workers: int | None = None,
 ) -> None:
-    """Render several clips in parallel (bounded by cores); the first failure is raised."""
-    workers = workers or max(1, min(len(jobs), (os.cpu_count() or 2)))
+    """Render several clips in parallel (bounded by cores and memory); the first failure is
+    raised after the renders already running have finished."""
+    if not jobs:
+        return
+    workers = workers or default_workers(len(jobs))
+    if isinstance(renderer, SharesCores) and renderer.decoder_threads is None:
+        # Share the cores between the parallel decoders instead of oversubscribing them.
+        renderer.decoder_threads = max(1, (os.cpu_count() or 2) // max(1, workers))
     if workers == 1 or len(jobs) <= 1:
         for video, path, encode in jobs:
             renderer.render_video(video, path, encode)
         return
+    # Longest first, so one long clip does not start last and run alone.
+    ordered = sorted(jobs, key=lambda j: -j[0].frames)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(renderer.render_video, v, p, e) for v, p, e in jobs]
-        for f in futures:
-            f.result()
+        futures = [pool.submit(renderer.render_video, v, p, e) for v, p, e in ordered]
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:
+            for f in futures:  # Ctrl-C / SIGTERM / a failure: start no further clips
+                f.cancel()
+            raise
+
+
+def fit_requests(
+    renderer: Renderer,
+    plan: ScorePlan,
+    paths: dict[str, Path],
+    encodes: dict[str, EncodeSettings],
+    max_bytes: int,
+    *,
+    margin: float = 0.95,
+    attempts: int = 3,
+    workers: int | None = None,
+) -> dict[str, dict[str, object]]:
+    """Re-render requests whose rendered clips exceed ``margin × max_bytes`` at a lower bitrate.
+
+    The plan picks each request's bitrate for 85 % of the limit, but an encoder may overshoot
+    (short requests, noisy pictures). Each retry scales the bitrate by what is needed (10 % to
+    spare) and raises the CRF by 2. Returns, per re-rendered request, the encode used and the
+    sizes, for the manifest; raises MediaError if it still does not fit.
+    """
+    out: dict[str, dict[str, object]] = {}
+    limit = int(max_bytes * margin)
+    for req in plan.requests:
+        encode = encodes[req.id]
+        size = sum(paths[v.id].stat().st_size for v in req.videos)
+        before = size
+        tries = 0
+        while size > limit:
+            if tries == attempts:
+                raise MediaError(
+                    f"request {req.id} is {size / 1e6:.1f} MB after {attempts} smaller re-renders; "
+                    f"the service takes {max_bytes / 1e6:.0f} MB per request",
+                    hint="score a shorter --range, so each request holds less picture")
+            tries += 1
+            kbps = max(50, math.floor(encode.video_kbps * limit / size * 0.9))
+            encode = encode.model_copy(update={"video_kbps": kbps, "crf": min(51, encode.crf + 2)})
+            log.info("request %s is %d bytes (limit %d): re-rendering at %d kb/s", req.id, size,
+                     limit, kbps)
+            render_all(renderer, [(v, paths[v.id], encode) for v in req.videos], workers=workers)
+            size = sum(paths[v.id].stat().st_size for v in req.videos)
+        if tries:
+            out[req.id] = {"encode": encode.model_dump(), "bytes_before": before, "bytes": size,
+                           "limit": limit, "attempts": tries}
+    return out
 
 
 def plan_encode(plan: ScorePlan) -> dict[str, EncodeSettings]:
@@ -421,10 +766,12 @@ def plan_encode(plan: ScorePlan) -> dict[str, EncodeSettings]:
 
 __all__ = [
     "FFmpegRenderer",
+    "MixRun",
     "Renderer",
     "SourceRun",
     "check_online",
     "exact_rate",
+    "fit_requests",
     "offline_clips",
     "plan_encode",
     "render_all",

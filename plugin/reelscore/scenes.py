@@ -12,6 +12,7 @@ are merged into a neighbour, shortest first, into the shorter neighbour.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -231,7 +232,27 @@ def find_scenes(
         bounds = clip_boundaries(timeline, rate, scene_track)
     else:  # pragma: no cover - typer restricts choices
         raise InputError(f"unknown scene policy {policy!r}", hint="use cuts, markers or clips")
+    bounds = snap_to_transitions(bounds, picture.transition_spans(start, end))
     return cut_scenes(bounds, start, end, min_frames=min_frames)
+
+
+def snap_to_transitions(bounds: list[Boundary], spans: list[tuple[int, int]]) -> list[Boundary]:
+    """A boundary strictly inside a transition [s, e) moves to its midpoint frame s + (e-s)//2,
+    where the dissolve is half way: music never changes on a frame of its own inside a blend."""
+    if not spans:
+        return bounds
+    starts = [s for s, _ in spans]
+    out: list[Boundary] = []
+    for b in bounds:
+        i = bisect.bisect_left(starts, b.frame)  # spans[:i] start strictly before b
+        inside = [sp for sp in spans[max(0, i - 16):i] if sp[0] < b.frame < sp[1]]
+        if inside:
+            s, e = inside[-1]
+            out.append(Boundary(s + (e - s) // 2, b.name, b.notes))
+        else:
+            out.append(b)
+    out.sort(key=lambda x: x.frame)
+    return out
 
 
 def check_tiling(scenes: list[SceneCut], start: int, end: int) -> None:
@@ -251,4 +272,5 @@ __all__ = [
     "find_scenes",
     "merge_short",
     "scored_range",
+    "snap_to_transitions",
 ]
