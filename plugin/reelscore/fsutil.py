@@ -17,6 +17,12 @@ from pathlib import Path
 
 from reelscore.errors import OutputError
 
+# mkstemp creates files readable by their owner only; outputs get the usual mode (0666 & ~umask)
+# so a scored edit or WAV can be shared like any file the user writes. (Read once: os.umask can
+# only be read by setting it.)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def _describe(exc: OSError, path: Path) -> OutputError:
     if exc.errno == errno.ENOSPC:
@@ -47,6 +53,8 @@ def atomic_output(path: str | os.PathLike[str], *, suffix: str | None = None) ->
             dir=final.parent,
         )
         os.close(fd)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp_name, 0o666 & ~_UMASK)
     except OSError as exc:
         raise _describe(exc, final) from exc
     tmp = Path(tmp_name)

@@ -100,7 +100,11 @@ class Job:
     @contextlib.contextmanager
     def locked(self) -> Iterator[Job]:
         """Hold the job folder's lock for the duration (one run per folder at a time)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JobError(f"cannot create the job folder {str(self.dir)!r}: {exc.strerror}",
+                           hint="choose a writable --work-dir (or free some space)") from exc
         lock = self.dir / ".lock"
         me = f"{os.getpid()} {socket.gethostname()}"
         for _ in range(2):
@@ -118,22 +122,40 @@ class Job:
                     continue
                 raise JobError(
                     f"the job folder {str(self.dir)!r} is in use by process {pid} on {host or '?'}",
-                    hint="wait for that run to finish, or use another --work-dir",
+                    hint="wait for that run to finish, or use another --work-dir (if no "
+                    f"reelscore run is using it any more, delete {str(lock)!r})",
                 ) from None
             except OSError as exc:
-                if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-                    raise JobError(f"cannot write to the job folder {str(self.dir)!r}",
-                                   hint="choose a writable --work-dir") from exc
+                if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOSPC):
+                    raise JobError(f"cannot write to the job folder {str(self.dir)!r}: "
+                                   f"{exc.strerror}",
+                                   hint="choose a writable --work-dir (or free some space)") from exc
                 raise
             with os.fdopen(fd, "w") as fh:
                 fh.write(me)
             break
+        self._sweep_temporaries()
         try:
             yield self
         finally:
             with contextlib.suppress(OSError):
                 if lock.read_text() == me:
                     lock.unlink()
+
+    def _sweep_temporaries(self) -> None:
+        """Remove the temporary files of a run that was killed (SIGKILL, power loss).
+
+        Only our own hidden temporaries: ``.<name>.*`` in clips/, raw/ and audio/ (atomic outputs,
+        downloads, ZIP members) and ``.manifest.*.json`` beside the manifest. Called with the lock
+        held, so no other run can be writing them.
+        """
+        victims = list(self.dir.glob(".manifest.*.json"))
+        for sub in (self.clips_dir, self.raw_dir, self.audio_dir):
+            if sub.is_dir():
+                victims += [p for p in sub.iterdir() if p.name.startswith(".") and p.is_file()]
+        for p in victims:
+            with contextlib.suppress(OSError):
+                p.unlink()
 
     # ----------------------------------------------------------------------------- records
 

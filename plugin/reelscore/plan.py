@@ -231,12 +231,12 @@ def _split_long(scenes: list[SceneCut], max_frames: int) -> tuple[list[SceneCut]
             out.append(s)
             continue
         parts = math.ceil(s.duration / max_frames)
-        step = s.duration // parts
+        step, extra = divmod(s.duration, parts)  # parts differ by at most a frame, none too long
         notes.append(f"scene at frame {s.start} ({s.duration} frames) is longer than one request "
                      f"allows; split into {parts} parts")
         cur = s.start
         for k in range(parts):
-            nxt = s.end if k == parts - 1 else cur + step
+            nxt = s.end if k == parts - 1 else cur + step + (1 if k < extra else 0)
             out.append(SceneCut(cur, nxt, f"{s.name} ({k + 1}/{parts})" if s.name else "", list(s.notes)))
             cur = nxt
     return out, notes
@@ -266,6 +266,11 @@ def make_plan(
     crossfade = max(1, round(Fraction(str(crossfade_seconds)) * rate))
     max_frames = math.floor(Fraction(str(limits.max_seconds)) * rate)
     capacity = max_frames - crossfade  # room for a handle in every request but the last
+    if capacity < 1:
+        raise UnsupportedError(
+            f"a request of at most {limits.max_seconds:g} s cannot hold a "
+            f"{crossfade_seconds:g} s crossfade at {float(rate):.3f} fps",
+            hint="raise the request length limit (max_request_seconds) or lower the crossfade")
     scenes, split_notes = _split_long(scenes, capacity)
     planned_scenes = [
         PlannedScene(id=f"s{i + 1:03d}", range=frame_range(s.start, s.duration, rate, start_frame),

@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 import opentimelineio as otio
 from opentimelineio import opentime
 
+from reelscore import remote_media
 from reelscore.errors import EditReadError, InputError, UnsupportedError
 from reelscore.timecode import exact_rate, rate_label, rt_frames
 
@@ -95,6 +96,9 @@ def load_edit(
     p = Path(path)
     if not p.exists():
         raise EditReadError(f"edit file not found: {str(p)!r}")
+    if p.is_file() and p.stat().st_size == 0:
+        raise EditReadError(f"the edit file {str(p)!r} is empty (0 bytes)",
+                            hint="export the edit again (the copy may have been interrupted)")
     adapter = _adapter_for(p)
     if adapter is None:
         raise EditReadError(
@@ -295,9 +299,12 @@ def _basename(p: str) -> str:
 class MediaResolver:
     """Find the local file behind a media reference (see module docstring)."""
 
-    def __init__(self, edit_dir: Path | None = None, media_roots: Sequence[Path] = ()) -> None:
+    def __init__(self, edit_dir: Path | None = None, media_roots: Sequence[Path] = (), *,
+                 allow_remote: bool = False) -> None:
         self.edit_dir = edit_dir
         self.media_roots = [Path(r) for r in media_roots]
+        # Network URLs are only followed when the user says so (reelscore.remote_media).
+        self.allow_remote = allow_remote
         self._index: dict[str, list[Path]] | None = None
         for root in self.media_roots:
             if not root.is_dir():
@@ -316,8 +323,16 @@ class MediaResolver:
             self._index = index
         return self._index
 
-    def resolve_url(self, target_url: str, *, names: Iterable[str] = ()) -> MediaLookup:
+    def resolve_url(self, target_url: str, *, names: Iterable[str] = (),
+                    fetch: bool = True) -> MediaLookup:
         tried: list[str] = []
+        if target_url and remote_media.is_remote_url(target_url):
+            lookup = self._resolve_remote(target_url, tried, fetch=fetch)
+            if lookup is not None:
+                return lookup
+            remote_name = _basename(unquote(urlparse(target_url.strip()).path))
+            names = [remote_name, *names] if remote_name else list(names)
+            target_url = ""  # relink by name under --media-root, never as a local path
         candidates = url_to_path_candidates(target_url) if target_url else []
         for cand in candidates:
             p = Path(cand)
@@ -343,14 +358,33 @@ class MediaResolver:
             tried.append(f"{len(wanted)} name(s) under --media-root")
         return MediaLookup(None, tuple(tried))
 
+    def _resolve_remote(self, url: str, tried: list[str], *, fetch: bool) -> MediaLookup | None:
+        shown = remote_media.url_for_message(url)
+        if not self.allow_remote:
+            tried.append(f"{shown} (a network URL: remote media is read only with "
+                         "--allow-remote-media)")
+            return None
+        if not fetch:
+            tried.append(f"{shown} (remote image sequences are not downloaded)")
+            return None
+        try:
+            return MediaLookup(remote_media.fetch(url), (shown,))
+        except InputError as exc:
+            tried.append(exc.message)
+            return None
+
     def resolve_clip(self, clip: otio.schema.Clip) -> MediaLookup:
         ref = clip.media_reference
         names = _clip_name_candidates(clip)
         if isinstance(ref, otio.schema.ExternalReference):
             return self.resolve_url(ref.target_url or "", names=names)
         if isinstance(ref, otio.schema.ImageSequenceReference):
-            first = ref.target_url_for_image_number(0)
-            return self.resolve_url(first, names=names)
+            try:
+                first = ref.target_url_for_image_number(0)
+            except (IndexError, ValueError):  # no available_range: OTIO cannot count images
+                number = str(ref.start_frame).zfill(ref.frame_zero_padding)
+                first = f"{ref.target_url_base}{ref.name_prefix}{number}{ref.name_suffix}"
+            return self.resolve_url(first, names=names, fetch=False)
         if isinstance(ref, otio.schema.MissingReference):
             url = ""
             meta = ref.metadata.get("Resolve_OTIO") if hasattr(ref, "metadata") else None

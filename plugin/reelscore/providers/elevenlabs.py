@@ -18,6 +18,7 @@ Provider options (``ProviderConfig.options``):
 ``max_response_bytes`` (2 GiB), ``zip_max_members`` (16), ``zip_max_member_bytes`` (1 GiB),
 ``zip_max_total_bytes`` (2 GiB), ``write_timeout_s``, ``pool_timeout_s``, ``retry_base_s``,
 ``retry_cap_s``, ``retry_after_cap_s``, ``concurrency_poll_s``, ``concurrency_wait_s``,
+``max_concurrent_requests`` (int, unset: requests in flight shared by the jobs of one process),
 ``credentials_file`` (path).
 """
 
@@ -33,8 +34,9 @@ import struct
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,6 +72,7 @@ from reelscore.providers.http import (
     Retrier,
     RetryPolicy,
     classify_retry,
+    client_slot,
     error_from_response,
     is_connect_phase_error,
     make_client,
@@ -238,9 +241,13 @@ class MultipartBody:
         *,
         chunk_size: int = 1 << 20,
         boundary: str | None = None,
+        on_last: Callable[[], None] | None = None,
     ) -> None:
         self.boundary = boundary or "reelscore-" + _secrets.token_hex(16)
         self.chunk_size = chunk_size
+        # Called just before the last bytes are handed over: until then the service cannot hold
+        # the whole request, so it cannot have started (or charged) a generation.
+        self.on_last = on_last
         self.sent = 0
         self.done = False
         segs: list[bytes | _FilePart] = []
@@ -268,8 +275,10 @@ class MultipartBody:
         return f"multipart/form-data; boundary={self.boundary}"
 
     def __iter__(self) -> Iterator[bytes]:
-        for seg in self._segments:
+        for i, seg in enumerate(self._segments):
             if isinstance(seg, bytes):
+                if i == len(self._segments) - 1 and self.on_last is not None:
+                    self.on_last()
                 self.sent += len(seg)
                 yield seg
                 continue
@@ -557,6 +566,9 @@ class ElevenLabsProvider:
     """The ElevenLabs video-to-music API (or a compatible host given with ``--base-url``)."""
 
     name = "elevenlabs"
+    # Emits "upload_complete" just before the last byte of a request body is sent, so the job
+    # can tell an upload that never completed (safe to resend) from a request that may be charged.
+    reports_upload_complete = True
 
     def __init__(self, config: ProviderConfig, *, transport: httpx.BaseTransport | None = None,
                  sleep: Any = time.sleep) -> None:
@@ -631,11 +643,15 @@ class ElevenLabsProvider:
         })
         retrier = Retrier(RetryPolicy.from_config(self.config), sleep=self._sleep)
         attempt = 0
-        with make_client(self.config, headers={"xi-api-key": key.get_secret_value()},
-                         transport=self._transport) as client:
+        slot = client_slot(self.base_url, self.config.options.get("max_concurrent_requests"))
+        with slot, make_client(self.config, headers={"xi-api-key": key.get_secret_value()},
+                               transport=self._transport) as client:
             while True:
                 attempt += 1
-                body = MultipartBody(fields, files, chunk_size=self.chunk_size)
+                done_event = {"provider": self.name, "request_id": request.request_id,
+                              "attempt": attempt}
+                body = MultipartBody(fields, files, chunk_size=self.chunk_size,
+                                     on_last=partial(emit, "upload_complete", done_event))
                 rec = AttemptRecord(provider=self.name, request_id=request.request_id,
                                     attempt=attempt, method="POST", url=url,
                                     purpose="generate", request_bytes_total=body.length)
@@ -682,8 +698,14 @@ class ElevenLabsProvider:
                                                 suffix=".download", dir=out_dir)
                 tmp_path = Path(tmp_name)
                 with os.fdopen(fd, "wb") as fh:
-                    stream_response_to_file(resp, fh, rec, max_bytes=self.max_response_bytes,
-                                            chunk_size=self.chunk_size)
+                    try:
+                        stream_response_to_file(resp, fh, rec, max_bytes=self.max_response_bytes,
+                                                chunk_size=self.chunk_size)
+                    except ServiceError as exc:  # too large: generated (and charged), refused
+                        raise self._charged(
+                            rec, emit, exc.message + "; the service has most likely charged "
+                            "this generation", (exc.hint or "") + ", then rerun with --resubmit "
+                            "to generate (and pay) again") from None
                     fh.flush()
                     os.fsync(fh.fileno())
             rec.finish()

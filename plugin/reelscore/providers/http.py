@@ -22,12 +22,14 @@ failure is reported as :class:`~reelscore.errors.PossiblyChargedError`, never re
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -469,6 +471,24 @@ class RetryPolicy:
         r = rng or random
         ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** max(0, retry_number - 1)))
         return ceiling / 2 + r.uniform(0, ceiling / 2)
+
+
+_SLOTS: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def client_slot(service_url: str, limit: Any) -> contextlib.AbstractContextManager[Any]:
+    """One of *limit* request slots shared by every job of this process that uses *service_url*
+    (provider option ``max_concurrent_requests``; unset = no client-side limit). Jobs in other
+    processes are kept in line by the service's ``too_many_concurrent_requests`` answer, on which
+    a request waits for a slot (``concurrency_poll_s`` / ``concurrency_wait_s``)."""
+    if limit in (None, "", 0):
+        return contextlib.nullcontext()
+    n = int(limit)
+    if n < 1:
+        raise InputError(f"max_concurrent_requests must be 1 or more, not {limit!r}")
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault((service_url, n), threading.BoundedSemaphore(n))
 
 
 # Why a retry is considered.

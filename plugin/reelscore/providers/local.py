@@ -684,6 +684,7 @@ class LocalProvider:
     """Offline sketch engine (see the module docstring): no network, no model, deterministic."""
 
     name = "local"
+    charges = False  # nothing is paid: an interrupted request is simply generated again
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
         self.config = config or ProviderConfig()
