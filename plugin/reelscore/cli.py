@@ -57,17 +57,34 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
     """Run a command body: actionable one-line errors, tracebacks only with --debug."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from rich.markup import escape
+
+    from reelscore.signals import graceful_stop, resume_command
+
     try:
-        return fn()
+        with graceful_stop():  # SIGTERM/SIGHUP stop like Ctrl-C; ffmpeg children die at once
+            return fn()
     except ReelscoreError as exc:
         if debug:
             traceback.print_exc()
-        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("interrupted: nothing was lost; rerun the same command to resume from the "
-                  "job folder")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        # Ctrl-C: 130; SIGTERM: 143; SIGHUP: 129 (reelscore.signals.Interrupted).
+        what = getattr(exc, "signal_name", "SIGINT")
+        err.print(f"interrupted ({what}): finished clips and stored music are kept in the job "
+                  "folder (a request already sent is not sent again without --resubmit); "
+                  f"resume with:\n  {resume_command()}", markup=False, soft_wrap=True)
+        raise typer.Exit(getattr(exc, "exit_code", 130)) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # a bug: still one line (the traceback with --debug)
+        if debug:
+            traceback.print_exc()
+        err.print(f"error: unexpected {type(exc).__name__}: {exc}\n  hint: this is a bug in "
+                  "reelscore; rerun with --debug and report the traceback", markup=False,
+                  soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 class RichProgress:
@@ -120,6 +137,7 @@ def _settings(
     target_lufs: float, true_peak: float, track_name: str, markers: bool, resubmit: bool,
     workers: int | None, sign_c2pa: bool | None = None, add_sfx: bool | None = None,
     separate_tracks: bool | None = None, use_audio_as_reference: bool | None = None,
+    allow_remote_media: bool = False,
 ) -> Any:
     from reelscore.pipeline import ScoreSettings
     from reelscore.providers import GenerationSettings
@@ -136,7 +154,7 @@ def _settings(
         range_in=range_[0] if range_ else None, range_out=range_[1] if range_ else None,
         rate=rate, media_roots=list(media_root or []), provider=provider, generation=gen,
         target_lufs=target_lufs, true_peak=true_peak, track_name=track_name, markers=markers,
-        resubmit=resubmit, workers=workers,
+        resubmit=resubmit, workers=workers, allow_remote_media=allow_remote_media,
     )
 
 
@@ -198,6 +216,9 @@ _RANGE = typer.Option(None, "--range", help="score only IN OUT (record timecode,
 _RATE = typer.Option(None, "--rate", help="frame rate of an EDL (24, 25, 30000/1001 ...)")
 _MEDIA_ROOT = typer.Option(None, "--media-root", help="relink moved media by file name under DIR (repeatable)")
 _DEBUG = typer.Option(False, "--debug", help="show tracebacks and debug logs")
+# Reference-movie mode (reelscore.reference) -------------------------------------------------
+_REFERENCE = typer.Option(None, "--reference", help="cut every scene from this flattened movie of the edit instead of the sources (fast; sources may be offline)")
+_REFERENCE_START = typer.Option(None, "--reference-start", help="record timecode of the reference movie's first frame (default: its own timecode, else 00:00:00:00)")
 
 
 @app.command()
@@ -233,7 +254,10 @@ def score(
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="seconds"),
     read_timeout: float = typer.Option(900.0, "--read-timeout", help="seconds to wait for the music"),
     allow_insecure: bool = typer.Option(False, "--allow-insecure", help="allow http:// to non-loopback hosts"),
+    allow_remote_media: bool = typer.Option(False, "--allow-remote-media", help="download media the edit names by http(s) URL (otherwise such clips are offline)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    reference: Path | None = _REFERENCE,
+    reference_start: str | None = _REFERENCE_START,
     debug: bool = _DEBUG,
 ) -> None:
     """Score an edit file and write it back with a new, frame-exact music track."""
@@ -251,7 +275,10 @@ def score(
             true_peak=true_peak, track_name=track_name, markers=markers, resubmit=resubmit,
             workers=workers, sign_c2pa=sign_c2pa, add_sfx=add_sfx,
             separate_tracks=separate_tracks, use_audio_as_reference=use_audio_as_reference,
+            allow_remote_media=allow_remote_media,
         )
+        settings = settings.model_copy(update={"reference": reference,
+                                               "reference_start": reference_start})
         if dry_run:
             loaded = load_edit(input, rate=exact_rate(rate) if rate else None)
             planned = plan_edit(loaded, settings)
@@ -295,6 +322,8 @@ def plan(
     media_root: list[Path] | None = _MEDIA_ROOT,
     check_media: bool = typer.Option(True, "--check-media/--no-check-media", help="stop on offline media"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+    reference: Path | None = _REFERENCE,
+    reference_start: str | None = _REFERENCE_START,
     debug: bool = _DEBUG,
 ) -> None:
     """Print the plan: scenes, requests and videos (no rendering, no network)."""
@@ -310,6 +339,8 @@ def plan(
             model=None, output_format="mp3_44100_128", seed=None, target_lufs=-14.0,
             true_peak=-1.0, track_name="Score", markers=False, resubmit=False, workers=None,
         )
+        settings = settings.model_copy(update={"reference": reference,
+                                               "reference_start": reference_start})
         loaded = load_edit(input, rate=exact_rate(rate) if rate else None)
         planned = plan_edit(loaded, settings, check_media=check_media)
         if as_json:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,12 +35,27 @@ from reelscore.conform import (
     join_requests,
     load_generated,
 )
-from reelscore.errors import MediaError, PossiblyChargedError, ProviderError
+from reelscore.errors import (
+    AudioError,
+    FFmpegError,
+    MediaError,
+    OutputError,
+    PossiblyChargedError,
+    ProviderError,
+)
 from reelscore.ffmpeg_cli import probe
 from reelscore.fsutil import sha256_file
 from reelscore.job import Job
+from reelscore.media_check import check_media
 from reelscore.picture import Picture, build_picture
-from reelscore.plan import PlanLimits, PlannedRequest, ScorePlan, make_plan
+from reelscore.plan import (
+    EncodeSettings,
+    PlanLimits,
+    PlannedRequest,
+    PlannedVideo,
+    ScorePlan,
+    make_plan,
+)
 from reelscore.providers import (
     ClipRef,
     GeneratedAudio,
@@ -58,6 +74,7 @@ from reelscore.writeback import (
     ScoreMedia,
     add_score_tracks,
     check_output_path,
+    verify_written,
     write_edit,
 )
 
@@ -76,6 +93,7 @@ class ScoreSettings(BaseModel):
     range_out: str | None = None
     rate: str | None = None  # EDL rate override
     media_roots: list[Path] = Field(default_factory=list)
+    allow_remote_media: bool = False  # download http(s) media named by the edit (remote_media)
     provider: str = "local"
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     target_lufs: float = -14.0
@@ -90,6 +108,10 @@ class ScoreSettings(BaseModel):
     resubmit: bool = False
     max_request_seconds: float = Field(default=600.0, gt=0, le=600.0)  # lower for proxies
     max_videos: int = Field(default=10, ge=1, le=10)
+    # Reference-movie mode (--reference MOVIE, --reference-start TC): every scene is cut from
+    # this flattened movie instead of the sources (see reelscore.reference).
+    reference: Path | None = None
+    reference_start: str | None = None
 
     def limits(self) -> PlanLimits:
         return PlanLimits(max_seconds=self.max_request_seconds, max_videos=self.max_videos)
@@ -172,22 +194,47 @@ def plan_edit(
     start, end = scored_range(tl, picture, rate, loaded.start_frame, settings.range_in,
                               settings.range_out)
     edit_dir = loaded.path.parent if loaded.path else None
-    resolver = MediaResolver(edit_dir, settings.media_roots)
-    if check_media:
+    resolver = MediaResolver(edit_dir, settings.media_roots,
+                             allow_remote=settings.allow_remote_media)
+    movie = None
+    if settings.reference is not None:  # reference mode: the sources may well be offline
+        from reelscore.reference import check_coverage, open_reference
+
+        movie = open_reference(settings.reference, rate, settings.reference_start)
+        check_coverage(movie, loaded.start_frame + start, loaded.start_frame + end)
+    elif check_media:
         check_online(tl, picture, resolver, start, end, loaded.start_frame)
     scenes = find_scenes(tl, picture, policy=settings.scenes, start=start, end=end,
                          start_frame=loaded.start_frame, min_seconds=settings.min_scene_seconds,
                          scene_track=settings.scene_track, adapter=loaded.adapter)
     width, height = (_proxy_size(picture, resolver, settings.proxy_width) if check_media
                      else (settings.proxy_width, round(settings.proxy_width * 9 / 32) * 2))
+    if movie is not None and movie.width and movie.height:
+        width = settings.proxy_width
+        height = max(2, round(width * movie.height / movie.width / 2) * 2)
     plan = make_plan(
         scenes, rate=rate, start_frame=loaded.start_frame, scene_policy=settings.scenes,
         width=width, height=height, crossfade_seconds=settings.crossfade_seconds,
         limits=limits or settings.limits(), source=str(loaded.path) if loaded.path else None, adapter=loaded.adapter,
-        timeline_name=tl.name or "", ignored=picture.ignored, notes=loaded.notes,
+        timeline_name=tl.name or "", ignored=picture.ignored,
+        notes=loaded.notes + ([movie.describe()] if movie is not None else [])
+        + ([f"rendered as the edit plays: {', '.join(picture.honoured)}"]
+           if picture.honoured and movie is None else []),
         clip_audio=settings.clip_audio,
     )
     return PlannedEdit(loaded, picture, plan, resolver)
+
+
+def default_renderer(planned: PlannedEdit, settings: ScoreSettings,
+                     on_frames: Callable[[int], None] | None = None) -> Renderer:
+    """The renderer a run uses: the reference movie (--reference), else the edit's sources."""
+    if settings.reference is not None:
+        from reelscore.reference import ReferenceRenderer, open_reference
+
+        movie = open_reference(settings.reference, planned.loaded.rate, settings.reference_start)
+        return ReferenceRenderer(movie, on_frames=on_frames)
+    return FFmpegRenderer(planned.loaded.timeline, planned.picture, planned.resolver,
+                          on_frames=on_frames)
 
 
 # ------------------------------------------------------------------------------------ run
@@ -197,6 +244,41 @@ def _request_key(req: GenerationRequest, provider: str) -> str:
     blob = json.dumps({"provider": provider, "clips": [c.sha256 for c in req.clips],
                        "settings": req.settings.model_dump(mode="json")}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _clip_record(video: PlannedVideo, path: Path, encode: EncodeSettings, key: str | None,
+                 rate: Fraction) -> tuple[ClipRef, dict[str, Any]]:
+    """A rendered clip as sent to providers, and its manifest record (``renders{video_id}``)."""
+    digest = sha256_file(path)
+    ref = ClipRef(path=path, frames=video.frames, rate=rate_str(rate),
+                  duration_s=float(Fraction(video.frames) / rate), bytes=path.stat().st_size,
+                  sha256=digest, scene_ids=tuple(video.scene_ids))
+    return ref, {
+        "cache_key": key, "sha256": digest, "clip": ref.model_dump(mode="json"),
+        "timeline_range": {"start": video.range.start, "duration": video.range.duration,
+                           "rate": video.range.rate},
+        "record_in": video.range.record_in, "record_out": video.range.record_out,
+        "encode": encode.model_dump(),
+    }
+
+
+class _RecordingRenderer:
+    """A renderer that reports each clip once it is written (attributes pass through)."""
+
+    def __init__(self, inner: Renderer,
+                 on_done: Callable[[PlannedVideo, Path, EncodeSettings], None]) -> None:
+        object.__setattr__(self, "_inner", inner)
+        object.__setattr__(self, "_on_done", on_done)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._inner, name, value)  # e.g. render_all sets decoder_threads
+
+    def render_video(self, video: PlannedVideo, out_path: Path, encode: EncodeSettings) -> None:
+        self._inner.render_video(video, out_path, encode)
+        self._on_done(video, out_path, encode)
 
 
 def _render(
@@ -230,20 +312,44 @@ def _render(
     t0 = time.monotonic()
     # A renderer may limit its own parallelism (Resolve has one render queue).
     workers = getattr(renderer, "max_workers", None) or settings.workers
-    render_all(renderer, [(v, p, e) for v, p, e, _ in todo], workers=workers)
+    keys = {v.id: k for v, _, _, k in todo}
+    lock = threading.Lock()
+
+    def rendered(video: PlannedVideo, path: Path, encode: EncodeSettings) -> None:
+        # Recorded as soon as it is written: a run killed while rendering keeps its clips.
+        _, record = _clip_record(video, path, encode, keys[video.id], rate)
+        with lock:
+            job.data.setdefault("renders", {})[video.id] = record
+            job.save()
+
+    try:
+        render_all(_RecordingRenderer(renderer, rendered),
+                   [(v, p, e) for v, p, e, _ in todo], workers=workers)
+    except FFmpegError as exc:
+        if "No space left on device" in exc.stderr_tail:
+            raise OutputError(f"disk full while rendering clips into {str(job.clips_dir)!r}",
+                              hint="free some space or choose another --work-dir; finished "
+                              "clips are kept and reused") from exc
+        raise
+    # A request whose clips came out over the byte limit is re-rendered smaller (recorded).
+    from reelscore.render import fit_requests
+
+    refits = fit_requests(renderer, plan, {v.id: job.clips_dir / f"{v.id}.mp4" for v in plan.videos()},
+                          encodes, settings.limits().max_bytes, workers=workers)
+    for req_id, refit in refits.items():
+        job.event("refit", {"request": req_id, **refit})
+        encodes[req_id] = EncodeSettings.model_validate(refit["encode"])
+        done = {v.id for v, _, _, _ in todo}
+        for video in next(r for r in plan.requests if r.id == req_id).videos:
+            if video.id not in done:  # reused from cache: record the smaller clip too
+                rec = job.render_record(video.id) or {}
+                todo.append((video, job.clips_dir / f"{video.id}.mp4", encodes[req_id],
+                             rec.get("cache_key")))
     for video, path, encode, key in todo:
-        digest = sha256_file(path)
-        ref = ClipRef(path=path, frames=video.frames, rate=rate_str(rate),
-                      duration_s=float(Fraction(video.frames) / rate), bytes=path.stat().st_size,
-                      sha256=digest, scene_ids=tuple(video.scene_ids))
+        encode = encodes[next(r.id for r in plan.requests if video in r.videos)]
+        ref, record = _clip_record(video, path, encode, key, rate)
         clips[video.id] = ref
-        job.data.setdefault("renders", {})[video.id] = {
-            "cache_key": key, "sha256": digest, "clip": ref.model_dump(mode="json"),
-            "timeline_range": {"start": video.range.start, "duration": video.range.duration,
-                               "rate": video.range.rate},
-            "record_in": video.range.record_in, "record_out": video.range.record_out,
-            "encode": encode.model_dump(),
-        }
+        job.data.setdefault("renders", {})[video.id] = record
     if todo:
         job.event("rendered", {"clips": len(todo), "seconds": round(time.monotonic() - t0, 3)})
     return clips
@@ -272,15 +378,26 @@ def _generate(
                 progress.advance("generate")
                 progress.note(f"{req.id}: reusing the stored response (not sent again)")
                 continue
-        if rec.get("key") == key and rec.get("status") in ("sent", "possibly_charged"):
-            if not settings.resubmit:
+        if rec.get("key") == key and rec.get("status") in ("sent", "possibly_charged",
+                                                            "unusable"):
+            if not settings.resubmit and getattr(provider, "charges", True):
+                what = ("its answer could not be used (" + str(rec.get("error")) + ")"
+                        if rec.get("status") == "unusable" else "its response was not stored")
                 raise PossiblyChargedError(
-                    f"request {req.id} was sent to {provider.name} in an earlier run, but its "
-                    "response was not stored: it may already have been charged",
+                    f"request {req.id} was sent to {provider.name} in an earlier run, but "
+                    f"{what}: it may already have been charged",
                     hint="rerun with --resubmit to send it again (it may be charged twice)",
                 )
-            job.event("resubmit", {"request": req.id, "decision": "user passed --resubmit"})
-        rec.update({"key": key, "provider": provider.name, "status": "sent",
+            job.event("resubmit", {"request": req.id, "decision": "user passed --resubmit"
+                                   if settings.resubmit else f"{provider.name} does not charge"})
+        if rec.get("key") == key and rec.get("status") == "uploading":
+            job.event("resend", {"request": req.id, "reason": "the earlier run stopped before "
+                                 "the whole request was uploaded: nothing can have been charged"},
+                      save=False)
+        # A provider that reports "upload_complete" (just before the last byte) lets an unfinished
+        # upload be resent safely; for others the request counts as sent from the start.
+        first = "uploading" if getattr(provider, "reports_upload_complete", False) else "sent"
+        rec.update({"key": key, "provider": provider.name, "status": first,
                     "sent_at": time.time(), "clips": [c.model_dump(mode="json") for c in gen_req.clips],
                     "total_seconds": round(gen_req.total_seconds, 6),
                     "total_bytes": gen_req.total_bytes})
@@ -290,6 +407,8 @@ def _generate(
         def on_event(name: str, data: dict[str, Any], _rec: dict[str, Any] = rec) -> None:
             _rec.setdefault("attempts" if name == "attempt" else "events", []).append(
                 {"event": name, **data})
+            if name == "upload_complete":
+                _rec["status"] = "sent"  # saved before the last byte leaves
             job.save()
 
         try:
@@ -299,8 +418,9 @@ def _generate(
             job.save()
             raise
         except ProviderError as exc:
-            # Rejected before generation started (validation, auth, limits): safe to resend.
-            rec["status"] = "failed"
+            # Rejected before generation started (validation, auth, limits): safe to resend --
+            # unless a task API had already accepted the task (then it may be charged).
+            rec["status"] = "possibly_charged" if _task_accepted(rec) else "failed"
             rec["error"] = str(exc)
             job.save()
             raise
@@ -318,8 +438,20 @@ def _generate(
     return results
 
 
+def _task_accepted(rec: dict[str, Any]) -> bool:
+    """Whether a task API accepted this request (a task that may be charged) and the task did
+    not end as failed (failed tasks are not charged)."""
+    events = rec.get("events", [])
+    accepted = any(e.get("event") == "task_submitted" for e in events) or any(
+        a.get("purpose") == "submit" and isinstance(a.get("status"), int)
+        and 200 <= a["status"] < 300 for a in rec.get("attempts", []))
+    failed = any(e.get("event") == "task_status" and e.get("state") == "failed" for e in events)
+    return accepted and not failed
+
+
 def _conform_all(
     plan: ScorePlan, results: dict[str, GeneratedAudio], which: str = "music",
+    job: Job | None = None,
 ) -> tuple[np.ndarray | None, list[ConformReport]]:
     parts: list[np.ndarray] = []
     reports: list[ConformReport] = []
@@ -328,7 +460,21 @@ def _conform_all(
         path = audio.path if which == "music" else audio.sfx_path
         if path is None:
             return None, []
-        data = load_generated(audio, path)
+        try:
+            data = load_generated(audio, path)
+        except (AudioError, MediaError) as exc:
+            # Generated (and paid for) but undecodable: never silently reused, never silently
+            # sent again; the next run asks for --resubmit.
+            detail = exc.message.splitlines()[0]
+            if job is not None:
+                rec = job.request_record(req.id)
+                rec.update({"status": "unusable", "error": detail})
+                job.save()
+            raise AudioError(
+                f"the {which} {audio.provider} returned for request {req.id} cannot be used: "
+                f"{detail}",
+                hint=f"it was generated and probably charged (the answer is kept at {path}); "
+                "rerun with --resubmit to generate it again") from exc
         conformed, report = conform_request(data, req, plan.fraction_rate)
         parts.append(conformed)
         reports.append(report)
@@ -339,7 +485,7 @@ def score_timeline(
     timeline: otio.schema.Timeline | LoadedEdit,
     settings: ScoreSettings | None = None,
     *,
-    work_dir: Path,
+    work_dir: Path | None = None,
     renderer: Renderer | None = None,
     provider: Provider | None = None,
     provider_config: ProviderConfig | None = None,
@@ -350,10 +496,15 @@ def score_timeline(
     """Score a timeline: returns a scored copy (the input object is never modified).
 
     With *output_path*, the scored edit is also written there (format from the extension).
+    The job folder defaults to ``OUTPUT.reelscore`` beside the output, else
+    ``<timeline name>.reelscore`` in the current directory.
     """
     settings = settings or ScoreSettings()
     progress = progress or _NoProgress()
     loaded = timeline if isinstance(timeline, LoadedEdit) else normalise(timeline, path=source_path)
+    if work_dir is None:
+        work_dir = (default_work_dir(output_path) if output_path is not None
+                    else Path.cwd() / f"{_safe(loaded.timeline.name or 'score')}.reelscore")
     job = Job(work_dir)
     with job.locked():
         job.open()
@@ -366,9 +517,11 @@ def score_timeline(
                 save=False)
         job.set("settings", settings.model_dump(mode="json"), save=False)
         job.set("plan", plan.model_dump(mode="json"))
-        renderer = renderer or FFmpegRenderer(
-            loaded.timeline, planned.picture, planned.resolver,
-            on_frames=lambda n: progress.advance("render", n))
+        renderer = renderer or default_renderer(
+            planned, settings, on_frames=lambda n: progress.advance("render", n))
+        if isinstance(renderer, FFmpegRenderer):  # it reads the sources: are they video?
+            check_media(planned.picture, planned.resolver, plan.range.start, plan.range.end,
+                        plan.start_frame)
         provider = provider or make_provider(settings.provider, provider_config)
         preflight = getattr(provider, "preflight", None)
         if callable(preflight):
@@ -378,7 +531,7 @@ def score_timeline(
         results = _generate(planned, job, provider, clips, settings, progress)
 
         progress.stage("normalise", 3)
-        music, reports = _conform_all(plan, results, "music")
+        music, reports = _conform_all(plan, results, "music", job=job)
         assert music is not None
         for r in reports:
             if abs(r.drift_frames) >= 1:
@@ -399,7 +552,7 @@ def score_timeline(
                               "true_peak_dbtp": round(after.true_peak_dbtp, 3)}
         job.set("loudness", ldict)
         sfx_wav: Path | None = None
-        sfx, _ = _conform_all(plan, results, "sfx")
+        sfx, _ = _conform_all(plan, results, "sfx", job=job)
         if sfx is not None:
             sfx_norm, sfx_report = loudness.normalise(sfx, SAMPLE_RATE, target_lufs=settings.target_lufs,
                                                       true_peak_dbtp=settings.true_peak)
@@ -445,6 +598,7 @@ def score_timeline(
         if output_path is not None:
             progress.stage("write")
             outputs["edit_adapter"] = write_edit(scored, output_path)
+            outputs["edit_verified"] = verify_written(output_path, scored, plan)
             outputs["edit"] = str(output_path)
             summary["output"] = str(output_path)
         job.set("outputs", outputs)
