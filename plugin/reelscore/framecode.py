@@ -70,6 +70,7 @@ def block_levels(frame: np.ndarray) -> tuple[list[float], list[float]]:
         levels: list[float] = []
         for i in range(FRAME_BITS):
             x0, x1 = int(i * bw), int((i + 1) * bw)
+            # centre of the block, away from edges blurred by scaling and chroma subsampling
             cx0, cx1 = x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4
             cy0, cy1 = (y1 - y0) // 4, (y1 - y0) - (y1 - y0) // 4
             levels.append(float(band[cy0:cy1, cx0:cx1].mean()))
@@ -184,26 +185,15 @@ def write_coded_video(
 
 def read_code(frame: np.ndarray) -> tuple[int, int] | None:
     """(source_id, number) shown by a grey frame, or None for black / unreadable frames."""
-    height, width = frame.shape
-    bw = width / FRAME_BITS
 
-    def bits(row: tuple[float, float]) -> list[int] | None:
-        y0, y1 = int(row[0] * height), int(row[1] * height)
-        band = frame[y0:y1]
-        out: list[int] = []
-        for i in range(FRAME_BITS):
-            x0, x1 = int(i * bw), int((i + 1) * bw)
-            # centre of the block, away from edges blurred by scaling and chroma subsampling
-            cx0, cx1 = x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4
-            cy0, cy1 = (y1 - y0) // 4, (y1 - y0) - (y1 - y0) // 4
-            v = float(band[cy0:cy1, cx0:cx1].mean())
-            if 70 < v < 180:
-                return None  # neither black nor white: not a code
-            out.append(1 if v >= 180 else 0)
-        return out
+    def bits(levels: list[float]) -> list[int] | None:
+        if any(70 < v < 180 for v in levels):
+            return None  # neither black nor white: not a code
+        return [1 if v >= 180 else 0 for v in levels]
 
-    b1 = bits(_ROW1)
-    b2 = bits(_ROW2)
+    levels1, levels2 = block_levels(frame)
+    b1 = bits(levels1)
+    b2 = bits(levels2)
     if b1 is None or b2 is None:
         return None
     if b2[ID_BITS] != sum(b1) % 2:
