@@ -39,8 +39,10 @@ from opentimelineio import opentime
 from reelscore import ffmpeg_cli
 from reelscore.framecode import code_frame, read_codes
 from reelscore.job import Job
-from reelscore.pipeline import ScoreSettings, _NoProgress, _render, default_renderer, plan_edit
+from reelscore.pipeline import _render, default_renderer, plan_edit
 from reelscore.render import SourceRun, default_workers
+from reelscore.settings import NoProgress as _NoProgress
+from reelscore.settings import ScoreSettings
 from reelscore.timeline import normalise
 
 RATE = Fraction(24)

@@ -33,7 +33,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from reelscore import __version__
+from reelscore._version import __version__
 from reelscore.errors import InputError, ReelscoreError
 
 app = typer.Typer(
@@ -139,8 +139,8 @@ def _settings(
     separate_tracks: bool | None = None, use_audio_as_reference: bool | None = None,
     allow_remote_media: bool = False,
 ) -> Any:
-    from reelscore.pipeline import ScoreSettings
     from reelscore.providers import GenerationSettings
+    from reelscore.settings import ScoreSettings
 
     if scenes not in ("cuts", "markers", "clips"):
         raise InputError(f"--scenes {scenes!r} is not a policy", hint="use cuts, markers or clips")
@@ -263,7 +263,8 @@ def score(
     """Score an edit file and write it back with a new, frame-exact music track."""
 
     def body() -> None:
-        from reelscore.pipeline import describe_plan, plan_edit, score_file
+        from reelscore.describe import describe_plan
+        from reelscore.pipeline import plan_edit, score_file
         from reelscore.timecode import exact_rate
         from reelscore.timeline import load_edit
 
@@ -329,7 +330,8 @@ def plan(
     """Print the plan: scenes, requests and videos (no rendering, no network)."""
 
     def body() -> None:
-        from reelscore.pipeline import describe_plan, plan_edit
+        from reelscore.describe import describe_plan
+        from reelscore.pipeline import plan_edit
         from reelscore.timecode import exact_rate
         from reelscore.timeline import load_edit
 

@@ -16,8 +16,9 @@ from opentimelineio import opentime
 
 from reelscore.errors import OutputError
 from reelscore.ffmpeg_cli import base_args, file_arg, run
-from reelscore.pipeline import ProgressSink, ScoreResult, ScoreSettings, score_file
+from reelscore.pipeline import ScoreResult, score_file
 from reelscore.providers import GenerationSettings
+from reelscore.settings import ProgressSink, ScoreSettings
 
 RATE = Fraction(24)
 START = 86400  # 01:00:00:00 at 24 fps

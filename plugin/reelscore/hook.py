@@ -116,8 +116,8 @@ def _list(value: Any, sep: str) -> list[str]:
 
 def settings_from_args(args: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     """(ScoreSettings, run options) from the ``reelscore.*`` hook arguments (prefix removed)."""
-    from reelscore.pipeline import ScoreSettings
     from reelscore.providers import PROVIDER_NAMES, GenerationSettings
+    from reelscore.settings import ScoreSettings
 
     unknown = sorted(set(args) - set(HOOK_KEYS))
     if unknown:

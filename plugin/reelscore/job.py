@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reelscore import __version__
+from reelscore._version import __version__
 from reelscore.errors import JobError
 from reelscore.fsutil import atomic_write_text
 

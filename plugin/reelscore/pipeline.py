@@ -20,14 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import opentimelineio as otio
 from opentimelineio import opentime
-from pydantic import BaseModel, ConfigDict, Field
 
-from reelscore import __version__
+from reelscore._version import __version__
 from reelscore.conform import (
     SAMPLE_RATE,
     ConformReport,
@@ -60,17 +59,16 @@ from reelscore.providers import (
     ClipRef,
     GeneratedAudio,
     GenerationRequest,
-    GenerationSettings,
     Provider,
     ProviderConfig,
     make_provider,
 )
 from reelscore.render import FFmpegRenderer, Renderer, check_online, plan_encode
-from reelscore.scenes import ScenePolicy, find_scenes, scored_range
+from reelscore.scenes import find_scenes, scored_range
+from reelscore.settings import NoProgress, ProgressSink, ScoreSettings
 from reelscore.timecode import exact_rate, rate_str
 from reelscore.timeline import LoadedEdit, MediaResolver, load_edit, normalise
 from reelscore.writeback import (
-    DEFAULT_TRACK_NAME,
     ScoreMedia,
     add_score_tracks,
     check_output_path,
@@ -79,61 +77,6 @@ from reelscore.writeback import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class ScoreSettings(BaseModel):
-    """Everything a run can be told. Serialised into the manifest: it must never hold secrets."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    scenes: ScenePolicy = "cuts"
-    scene_track: int = 1
-    min_scene_seconds: float = Field(default=2.0, ge=0)
-    range_in: str | None = None
-    range_out: str | None = None
-    rate: str | None = None  # EDL rate override
-    media_roots: list[Path] = Field(default_factory=list)
-    allow_remote_media: bool = False  # download http(s) media named by the edit (remote_media)
-    provider: str = "local"
-    generation: GenerationSettings = Field(default_factory=GenerationSettings)
-    target_lufs: float = -14.0
-    true_peak: float = -1.0
-    wav_bits: int = 24
-    track_name: str = DEFAULT_TRACK_NAME
-    markers: bool = False
-    proxy_width: int = 640
-    crossfade_seconds: float = 0.5
-    clip_audio: bool = False
-    workers: int | None = None
-    resubmit: bool = False
-    max_request_seconds: float = Field(default=600.0, gt=0, le=600.0)  # lower for proxies
-    max_videos: int = Field(default=10, ge=1, le=10)
-    # Reference-movie mode (--reference MOVIE, --reference-start TC): every scene is cut from
-    # this flattened movie instead of the sources (see reelscore.reference).
-    reference: Path | None = None
-    reference_start: str | None = None
-
-    def limits(self) -> PlanLimits:
-        return PlanLimits(max_seconds=self.max_request_seconds, max_videos=self.max_videos)
-
-
-class ProgressSink(Protocol):
-    def stage(self, name: str, total: float | None = None) -> None: ...
-
-    def advance(self, name: str, amount: float = 1) -> None: ...
-
-    def note(self, message: str) -> None: ...
-
-
-class _NoProgress:
-    def stage(self, name: str, total: float | None = None) -> None:
-        log.info("stage %s", name)
-
-    def advance(self, name: str, amount: float = 1) -> None:
-        return None
-
-    def note(self, message: str) -> None:
-        log.info("%s", message)
 
 
 @dataclass
@@ -500,7 +443,7 @@ def score_timeline(
     ``<timeline name>.reelscore`` in the current directory.
     """
     settings = settings or ScoreSettings()
-    progress = progress or _NoProgress()
+    progress = progress or NoProgress()
     loaded = timeline if isinstance(timeline, LoadedEdit) else normalise(timeline, path=source_path)
     if work_dir is None:
         work_dir = (default_work_dir(output_path) if output_path is not None
@@ -643,36 +586,12 @@ def score_file(
                           progress=progress, output_path=output_path)
 
 
-def describe_plan(plan: ScorePlan) -> list[str]:
-    """Human-readable plan lines (used by `reelscore plan` and --dry-run)."""
-    rate = plan.fraction_rate
-    lines = [
-        f"timeline {plan.timeline_name!r} at {float(rate):.3f} fps, scored "
-        f"{plan.range.record_in}-{plan.range.record_out} ({float(plan.range.seconds):.2f} s), "
-        f"{len(plan.scenes)} scene(s) by {plan.scene_policy}, {len(plan.requests)} request(s)",
-    ]
-    for req in plan.requests:
-        secs = float(Fraction(req.total_frames) / rate)
-        lines.append(f"  {req.id}: {req.range.record_in}-{req.range.record_out}, "
-                     f"{len(req.videos)} video(s), {secs:.2f} s, {req.video_kbps} kb/s"
-                     + (f", handle {req.handle_frames} frames" if req.handle_frames else ""))
-        for v in req.videos:
-            lines.append(f"    {v.id}: {v.range.record_in}-{v.range.record_out} "
-                         f"({v.range.duration} frames) scenes {', '.join(v.scene_ids)}")
-    for item in plan.ignored:
-        lines.append(f"  ignored: {item}")
-    for note in plan.notes:
-        lines.append(f"  note: {note}")
-    return lines
-
-
 __all__ = [
     "PlannedEdit",
     "PlannedRequest",
     "ScoreResult",
     "ScoreSettings",
     "default_work_dir",
-    "describe_plan",
     "plan_edit",
     "score_file",
     "score_timeline",

@@ -22,7 +22,7 @@ from opentimelineio import opentime
 from pydantic import BaseModel, ConfigDict, Field
 
 from reelscore.errors import UnsupportedError
-from reelscore.providers.base import (
+from reelscore.limits import (
     MAX_REQUEST_BYTES,
     MAX_REQUEST_SECONDS,
     MAX_VIDEOS_PER_REQUEST,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from reelscore import __version__
+from reelscore._version import __version__
 from reelscore.errors import InputError, MediaError, RangeError
 from reelscore.ffmpeg_cli import probe
 from reelscore.plan import EncodeSettings, PlannedVideo

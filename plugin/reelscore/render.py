@@ -50,7 +50,7 @@ import ffmpeg
 import numpy as np
 import opentimelineio as otio
 
-from reelscore import __version__
+from reelscore._version import __version__
 from reelscore.errors import FFmpegError, MediaError, OfflineMediaError, UnsupportedError
 from reelscore.ffmpeg_cli import INPUT_PROTOCOLS, ffmpeg_exe, file_arg, probe
 from reelscore.fsutil import atomic_output

@@ -24,12 +24,6 @@ OUTPUT_FORMATS: tuple[str, ...] = (
     "opus_48000_32", "opus_48000_64", "opus_48000_96", "opus_48000_128", "opus_48000_192",
 )
 
-# Service limits (reference/music_api.md §3); providers and the planner share them.
-MAX_VIDEOS_PER_REQUEST = 10
-MAX_REQUEST_BYTES = 200 * 1000 * 1000
-MAX_REQUEST_SECONDS = 600.0
-MAX_TAGS = 10
-DEFAULT_MAX_DESCRIPTION = 1000
 
 
 class GenerationSettings(BaseModel):

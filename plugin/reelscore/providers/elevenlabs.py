@@ -51,12 +51,14 @@ from reelscore.errors import (
     ServiceError,
 )
 from reelscore.fsutil import sha256_file
-from reelscore.providers.base import (
+from reelscore.limits import (
     DEFAULT_MAX_DESCRIPTION,
     MAX_REQUEST_BYTES,
     MAX_REQUEST_SECONDS,
     MAX_TAGS,
     MAX_VIDEOS_PER_REQUEST,
+)
+from reelscore.providers.base import (
     OUTPUT_FORMATS,
     EventSink,
     GeneratedAudio,

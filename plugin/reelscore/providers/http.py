@@ -38,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from reelscore import __version__
+from reelscore._version import __version__
 from reelscore.errors import (
     AuthenticationError,
     InputError,

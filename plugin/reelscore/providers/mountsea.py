@@ -35,8 +35,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from reelscore.errors import UnsupportedError
+from reelscore.limits import DEFAULT_MAX_DESCRIPTION
 from reelscore.providers.base import (
-    DEFAULT_MAX_DESCRIPTION,
     EventSink,
     GenerationRequest,
     ProviderConfig,

@@ -96,10 +96,10 @@ def score(
     from reelscore.errors import InputError
 
     def body() -> None:
-        from reelscore.pipeline import ScoreSettings
         from reelscore.providers import GenerationSettings
         from reelscore.resolve.connect import connect
         from reelscore.resolve.workflow import ResolveRunOptions, score_in_resolve
+        from reelscore.settings import ScoreSettings
 
         if range_ not in ("timeline", "marks"):
             raise InputError(f"--range {range_!r}", hint="use --range timeline or --range marks")

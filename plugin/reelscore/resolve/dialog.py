@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reelscore.errors import InputError, ReelscoreError
+from reelscore.limits import MAX_TAGS
 from reelscore.providers import PROVIDER_NAMES
-from reelscore.providers.base import MAX_TAGS
 from reelscore.resolve.api import ResolveError
 from reelscore.resolve.connect import ResolveSession, connect
 from reelscore.resolve.reader import parse_rate_setting
@@ -148,9 +148,9 @@ Runner = Callable[[ResolveSession, DialogValues, DialogProgress], list[str]]
 
 
 def default_runner(session: ResolveSession, values: DialogValues, progress: DialogProgress) -> list[str]:
-    from reelscore.pipeline import ScoreSettings
     from reelscore.providers import GenerationSettings
     from reelscore.resolve.workflow import ResolveRunOptions, score_in_resolve
+    from reelscore.settings import ScoreSettings
 
     settings = ScoreSettings(
         scenes=values.scenes,  # type: ignore[arg-type]

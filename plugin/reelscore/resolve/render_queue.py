@@ -32,7 +32,7 @@ from reelscore.resolve.api import Ref, ResolveRenderError, as_int, same_object
 from reelscore.timecode import frames_to_tc, rt_frames
 
 if TYPE_CHECKING:
-    from reelscore.pipeline import ProgressSink
+    from reelscore.settings import ProgressSink
 
 log = logging.getLogger(__name__)
 

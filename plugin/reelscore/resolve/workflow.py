@@ -23,8 +23,9 @@ from reelscore.resolve.render_queue import ResolveRenderer
 from reelscore.timecode import frames_to_tc, rate_label, rt_frames
 
 if TYPE_CHECKING:
-    from reelscore.pipeline import ProgressSink, ScoreResult, ScoreSettings
+    from reelscore.pipeline import ScoreResult
     from reelscore.providers import Provider, ProviderConfig
+    from reelscore.settings import ProgressSink, ScoreSettings
 
 log = logging.getLogger(__name__)
 
