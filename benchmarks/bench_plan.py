@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -21,9 +22,13 @@ from pathlib import Path
 import opentimelineio as otio
 from opentimelineio import opentime
 
-from reelscore.framecode import write_coded_video
 from reelscore.pipeline import ScoreSettings, plan_edit
 from reelscore.timeline import normalise
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the frame-code media helpers live with the tests
+
+from tests.framecode import write_coded_video  # noqa: E402
 
 
 def build(folder: Path, clips: int) -> otio.schema.Timeline:

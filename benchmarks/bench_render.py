@@ -37,13 +37,17 @@ import opentimelineio as otio
 from opentimelineio import opentime
 
 from reelscore import ffmpeg_cli
-from reelscore.framecode import code_frame, read_codes
 from reelscore.job import Job
 from reelscore.pipeline import _render, default_renderer, plan_edit
 from reelscore.render import SourceRun, default_workers
 from reelscore.settings import NoProgress as _NoProgress
 from reelscore.settings import ScoreSettings
 from reelscore.timeline import normalise
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the frame-code media helpers live with the tests
+
+from tests.framecode import code_frame, read_codes  # noqa: E402
 
 RATE = Fraction(24)
 START = 86400  # 01:00:00:00

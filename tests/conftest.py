@@ -29,7 +29,7 @@ def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def coded_video(media_cache: Path) -> Callable[..., Path]:
     """Factory: a frame-coded H.264 source (cached for the session by its parameters)."""
-    from reelscore.framecode import write_coded_video
+    from tests.framecode import write_coded_video
 
     made: dict[tuple[object, ...], Path] = {}
 

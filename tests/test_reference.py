@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 
 from reelscore.errors import InputError, OfflineMediaError, RangeError
 from reelscore.ffmpeg_cli import decode_gray_frames
-from reelscore.framecode import read_code
 from reelscore.pipeline import ScoreSettings, default_renderer, plan_edit, score_timeline
 from reelscore.plan import EncodeSettings, PlannedVideo
 from reelscore.reference import ReferenceRenderer
 from reelscore.render import FFmpegRenderer
 from reelscore.timeline import normalise
 from tests.edits import Mix, build_timeline, oracle
+from tests.framecode import read_code
 from tests.test_render_frames import BLEND_TOLERANCE, blend_error
 
 R = Fraction(24)

@@ -1,6 +1,6 @@
 """Frame accuracy, checked by decoding every frame of every rendered clip.
 
-Sources carry their own frame number in every frame (reelscore.framecode). Each test builds an
+Sources carry their own frame number in every frame (tests/framecode.py). Each test builds an
 edit, plans it, renders every planned video with real ffmpeg, decodes the clips and compares each
 frame with what an independent oracle (tests/edits.py) says the edit shows at that instant:
 exact frames must carry exactly the expected code; blended frames (dissolves, fades) must show,
@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from reelscore.ffmpeg_cli import decode_gray_frames
-from reelscore.framecode import (
+from reelscore.pipeline import PlannedEdit, ScoreSettings, plan_edit
+from reelscore.render import FFmpegRenderer
+from reelscore.timeline import normalise
+from tests.edits import Mix, Seq, build_timeline, oracle
+from tests.framecode import (
     FRAME_BITS,
     block_levels,
     code_bits,
@@ -23,10 +27,6 @@ from reelscore.framecode import (
     write_coded_sequence,
     write_coded_still,
 )
-from reelscore.pipeline import PlannedEdit, ScoreSettings, plan_edit
-from reelscore.render import FFmpegRenderer
-from reelscore.timeline import normalise
-from tests.edits import Mix, Seq, build_timeline, oracle
 
 RATES = [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30)]
 # Grey levels after decoding: a code's white and black blocks, and black frames (gaps) - the

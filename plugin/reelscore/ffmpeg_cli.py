@@ -7,26 +7,39 @@
   :class:`~reelscore.errors.FFmpegError` carrying the purpose and the stderr tail.
 * Probes media by parsing ``ffmpeg -i`` (what ffprobe would tell us, without ffprobe).
 * Decodes audio to float32 numpy arrays and video to small grey frames for analysis.
+* Streams raw frames: :func:`read_frames` yields them from a decoder's stdout, :func:`write_frames`
+  feeds them to an encoder's stdin. Both keep ffmpeg's stderr in a temporary file (a pipe could
+  fill up and stall ffmpeg while we wait on the frames) and report its tail in the error.
+
+Every ffmpeg runs as a direct child of this process, never detached into a session of its own:
+:func:`reelscore.signals.kill_children` finds and kills them when SIGINT/SIGTERM/SIGHUP stops a
+run, and every helper here kills its process when the caller stops early or raises.
 
 Command *construction* for the picture lives in :mod:`reelscore.render` (ffmpeg-python as a
-builder); this module holds the small fixed commands and the runner.
+builder); this module holds the small fixed commands and the runners.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from reelscore.errors import FFmpegError, MediaError
+
+# Characters of ffmpeg's stderr an error keeps (the end holds the reason).
+STDERR_TAIL = 4000
 
 # Local files only: ffmpeg must never follow a URL or a concat/playlist indirection to the network.
 INPUT_PROTOCOLS = "file,pipe"
@@ -87,9 +100,129 @@ def run(
         raise FFmpegError(purpose, -1, f"timed out after {timeout} s", hint=hint) from exc
     if proc.returncode != 0:
         raise FFmpegError(
-            purpose, proc.returncode, proc.stderr.decode("utf-8", "replace")[-4000:], hint=hint
+            purpose, proc.returncode, proc.stderr.decode("utf-8", "replace")[-STDERR_TAIL:],
+            hint=hint,
         )
     return proc
+
+
+# ------------------------------------------------------------------------------ streaming pipes
+
+
+def _start(args: Sequence[str], *, stdin: int | None, stdout: int | None,
+           stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(list(args), stdin=stdin, stdout=stdout, stderr=stderr)
+    except FileNotFoundError as exc:
+        raise MediaError(f"cannot start ffmpeg at {args[0]!r}: {exc}") from exc
+
+
+def _stderr_tail(err: IO[bytes]) -> str:
+    err.seek(0)
+    return err.read().decode("utf-8", "replace")[-STDERR_TAIL:]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill *proc* if it still runs, and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes:
+    """Up to *size* bytes: fewer only at the end of the stream."""
+    chunks: list[bytes] = []
+    got = 0
+    while got < size:
+        block = stream.read(size - got)
+        if not block:
+            break
+        chunks.append(block)
+        got += len(block)
+    return b"".join(chunks)
+
+
+def read_frames(args: Sequence[str], frame_bytes: int, purpose: str, *,
+                hint: str | None = None) -> Generator[bytes, None, None]:
+    """Run the decoder *args* (raw frames on stdout) and yield its frames of *frame_bytes* each.
+
+    The caller counts: when ffmpeg ends cleanly (exit 0, nothing on stderr) the frames simply
+    stop, however many there were, and a partial last frame is dropped. When it ends otherwise,
+    :class:`~reelscore.errors.FFmpegError` (with *purpose* and the stderr tail) is raised. A caller
+    that stops early (closes the generator, or raises) kills the decoder.
+    """
+    with tempfile.TemporaryFile() as err:
+        proc = _start(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        try:
+            while True:
+                frame = _read_exact(proc.stdout, frame_bytes)
+                if len(frame) < frame_bytes:
+                    break
+                yield frame
+            returncode = proc.wait()
+            tail = _stderr_tail(err)
+            if returncode != 0 or tail.strip():
+                raise FFmpegError(purpose, returncode or 1, tail, hint=hint)
+        finally:
+            proc.stdout.close()
+            _stop(proc)
+
+
+class FrameWriter:
+    """The stdin of a running encoder (see :func:`write_frames`); counts what it was given."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], err: IO[bytes], purpose: str,
+                 hint: str | None) -> None:
+        self._proc = proc
+        self._err = err
+        self._purpose = purpose
+        self._hint = hint
+        self.frames = 0
+
+    def write(self, frame: bytes) -> None:
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(frame)
+        except BrokenPipeError as exc:  # the encoder stopped reading: it failed
+            raise self._failure(self._proc.wait(), "ffmpeg stopped reading frames") from exc
+        self.frames += 1
+
+    def _failure(self, returncode: int, default: str) -> FFmpegError:
+        tail = _stderr_tail(self._err)
+        return FFmpegError(self._purpose, returncode, tail if tail.strip() else default,
+                           hint=self._hint)
+
+    def finish(self) -> None:
+        """Close stdin and wait; FFmpegError if the encoder did not end cleanly."""
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # frames it would not take: see its exit code
+            self._proc.stdin.close()
+        returncode = self._proc.wait()
+        if returncode != 0:
+            raise self._failure(returncode, "no message")
+
+
+@contextlib.contextmanager
+def write_frames(args: Sequence[str], purpose: str, *,
+                 hint: str | None = None) -> Iterator[FrameWriter]:
+    """Run the encoder *args* (raw frames on stdin) for the block; yield its :class:`FrameWriter`.
+
+    Leaving the block closes stdin and waits: a failed encode raises FFmpegError with *purpose*
+    and the stderr tail (also raised by ``write`` when the encoder stops reading). An exception
+    inside the block (Ctrl-C included) kills the encoder and propagates.
+    """
+    with tempfile.TemporaryFile() as err:
+        proc = _start(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        writer = FrameWriter(proc, err, purpose, hint)
+        try:
+            yield writer
+            writer.finish()
+        finally:
+            _stop(proc)
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):  # frames still buffered for a killed encoder
+                    proc.stdin.close()
 
 
 # --------------------------------------------------------------------------------------- probing

@@ -100,7 +100,8 @@ class ReferenceRenderer:
     def __init__(self, movie: ReferenceMovie, *, on_frames: FrameCallback | None = None) -> None:
         self.movie = movie
         self.on_frames = on_frames
-        self.decoder_threads: int | None = None  # set by render_all
+        self.max_workers: int | None = None  # one movie, read by as many decoders as fit
+        self.decoder_threads: int | None = None  # None: render_all shares the cores
 
     def runs_for(self, video: PlannedVideo, encode: EncodeSettings) -> list[SourceRun]:
         first = video.start_frame + video.range.start - self.movie.start_frame

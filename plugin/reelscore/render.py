@@ -36,23 +36,34 @@ import json
 import logging
 import math
 import os
-import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Protocol, runtime_checkable
+from typing import Protocol
 
 import ffmpeg
 import numpy as np
 import opentimelineio as otio
 
 from reelscore._version import __version__
-from reelscore.errors import FFmpegError, MediaError, OfflineMediaError, UnsupportedError
-from reelscore.ffmpeg_cli import INPUT_PROTOCOLS, ffmpeg_exe, file_arg, probe
+from reelscore.errors import (
+    FFmpegError,
+    InputError,
+    MediaError,
+    OfflineMediaError,
+    UnsupportedError,
+)
+from reelscore.ffmpeg_cli import (
+    INPUT_PROTOCOLS,
+    ffmpeg_exe,
+    file_arg,
+    probe,
+    read_frames,
+    write_frames,
+)
 from reelscore.fsutil import atomic_output
 from reelscore.picture import Num, Picture, Segment, media_frame
 from reelscore.plan import EncodeSettings, PlannedVideo, ScorePlan
@@ -67,17 +78,30 @@ FrameCallback = Callable[[int], None]
 Frames = Generator[bytes, None, None]
 
 
-@runtime_checkable
-class SharesCores(Protocol):
-    """A renderer whose decoders can be told how many threads each may use."""
+class Renderer(Protocol):
+    """Writes planned videos as proxy clips; its members say what the runner may do with it.
 
+    ``max_workers``: the most clips it can render at once (Resolve: 1, one render queue);
+    None leaves the choice to :func:`render_all`. ``decoder_threads``: threads each of its ffmpeg
+    decoders may use; None lets :func:`render_all` share the cores among its parallel renders
+    (a renderer that runs no decoder of ours ignores it). ``cache_key`` fingerprints everything
+    the clip's pixels depend on, so an unchanged clip is reused; None means "never reuse" (a
+    renderer that cannot see all of its inputs, such as Resolve's grades).
+    """
+
+    max_workers: int | None
     decoder_threads: int | None
 
+    def cache_key(self, video: PlannedVideo, encode: EncodeSettings) -> str | None:
+        """A fingerprint of *video*'s inputs and *encode*, or None if clips must not be reused."""
+        ...
 
-class Renderer(Protocol):
     def render_video(self, video: PlannedVideo, out_path: Path, encode: EncodeSettings) -> None:
         """Write *video* (its ``timeline_range``) as an H.264 MP4 at *out_path*."""
         ...
+
+
+RenderDone = Callable[[PlannedVideo, Path, EncodeSettings], None]
 
 
 # ----------------------------------------------------------------------------- source runs
@@ -269,7 +293,11 @@ class MediaOrigins:
             if info.timecode:
                 try:
                     tc = tc_to_frames(info.timecode, file_rate)
-                except Exception:
+                except InputError:
+                    # A timecode that does not fit the file's rate (frames past the rate) or
+                    # cannot be read: media time then starts at the file's first frame.
+                    log.warning("%s: ignoring its start timecode %s at %s fps", path.name,
+                                info.timecode, file_rate)
                     tc = 0
                 origin = _in_rate(Fraction(tc), file_rate, src_rate)
         return SourceMedia(path, "movie", origin, scale, count_rate)
@@ -429,63 +457,40 @@ def _frame_bytes(encode: EncodeSettings) -> int:
     return encode.width * encode.height * 3 // 2
 
 
-def _read_exact(stream: IO[bytes], n: int) -> bytes:
-    chunks: list[bytes] = []
-    got = 0
-    while got < n:
-        block = stream.read(n - got)
-        if not block:
-            break
-        chunks.append(block)
-        got += len(block)
-    return b"".join(chunks)
-
-
 def _decode_run(run: SourceRun, encode: EncodeSettings, *,
                 threads: int | None = None) -> Frames:
     """Yield the run's frames in output order (decoding each source frame once)."""
-    fb = _frame_bytes(encode)
-    args = decoder_args(run, encode, threads=threads)
     lo = min(run.file_frames)
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
-        assert proc.stdout is not None
-        try:
-            monotonic = all(b >= a for a, b in zip(run.file_frames, run.file_frames[1:]))
-            if monotonic:
-                current_index = lo - 1
-                current = b""
-                for wanted in run.file_frames:
-                    while current_index < wanted:
-                        data = _read_exact(proc.stdout, fb)
-                        if len(data) < fb:
-                            raise _short_source(run, current_index + 1, err, proc)
-                        current, current_index = data, current_index + 1
-                    yield current
-            else:  # reverse or shuffled order: hold the decoded range (bounded by the caller)
-                need = max(run.file_frames) - lo + 1
-                frames: list[bytes] = []
-                for _ in range(need):
-                    data = _read_exact(proc.stdout, fb)
-                    if len(data) < fb:
-                        raise _short_source(run, lo + len(frames), err, proc)
-                    frames.append(data)
-                for wanted in run.file_frames:
-                    yield frames[wanted - lo]
-        finally:
-            proc.stdout.close()
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+    decoded = read_frames(decoder_args(run, encode, threads=threads), _frame_bytes(encode),
+                          f"decoding {run.path} for clip {run.clip_name!r}")
+    try:
+        monotonic = all(b >= a for a, b in zip(run.file_frames, run.file_frames[1:]))
+        if monotonic:
+            current_index = lo - 1
+            current = b""
+            for wanted in run.file_frames:
+                while current_index < wanted:
+                    frame = next(decoded, None)
+                    if frame is None:
+                        raise _short_source(run, current_index + 1)
+                    current, current_index = frame, current_index + 1
+                yield current
+        else:  # reverse or shuffled order: hold the decoded range (bounded by the caller)
+            need = max(run.file_frames) - lo + 1
+            held: list[bytes] = []
+            for _ in range(need):
+                frame = next(decoded, None)
+                if frame is None:
+                    raise _short_source(run, lo + len(held))
+                held.append(frame)
+            for wanted in run.file_frames:
+                yield held[wanted - lo]
+    finally:
+        decoded.close()  # kills the decoder when the run needed fewer frames than it had
 
 
-def _short_source(run: SourceRun, missing: int, err: IO[bytes], proc: subprocess.Popen[bytes]) -> MediaError:
-    proc.kill()
-    proc.wait()
-    err.seek(0)
-    tail = err.read().decode("utf-8", "replace").strip()
-    if tail:
-        return FFmpegError(f"decoding {run.path} for clip {run.clip_name!r}", proc.returncode or 1, tail)
+def _short_source(run: SourceRun, missing: int) -> MediaError:
+    """The decoder ended cleanly before file frame *missing*: the media is shorter than the edit."""
     what = (f"image {run.first_number + missing} of the sequence" if run.kind == "sequence"
             else f"file frame {missing}")
     return MediaError(
@@ -545,39 +550,24 @@ def render_runs(
 ) -> int:
     """Encode the runs, in order, into one clip at *out_path* (atomic). Returns frames written."""
     total = sum(r.count for r in runs)
-    written = 0
-    with atomic_output(out_path) as tmp, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(encoder_args(encode, tmp, total, threads=threads),
-                                stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=err)
-        assert proc.stdin is not None
-        try:
-            for run in runs:
-                frames = (_mix_frames(run, encode, threads) if isinstance(run, MixRun)
-                          else _frames_of([run], encode, threads))
-                try:
-                    for frame in frames:
-                        proc.stdin.write(frame)
-                        written += 1
-                        if on_frames is not None and written % 12 == 0:
-                            on_frames(12)
-                finally:
-                    frames.close()
-            proc.stdin.close()
-            rc = proc.wait()
-        except BrokenPipeError:
-            rc = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        if rc != 0 or written != total:
-            err.seek(0)
-            raise FFmpegError(f"encoding {out_path.name}", rc,
-                              err.read().decode("utf-8", "replace"))
-    if on_frames is not None and written % 12:
-        on_frames(written % 12)
-    return written
+    purpose = f"encoding {out_path.name}"
+    with atomic_output(out_path) as tmp, \
+            write_frames(encoder_args(encode, tmp, total, threads=threads), purpose) as encoder:
+        for run in runs:
+            frames = (_mix_frames(run, encode, threads) if isinstance(run, MixRun)
+                      else _frames_of([run], encode, threads))
+            try:
+                for frame in frames:
+                    encoder.write(frame)
+                    if on_frames is not None and encoder.frames % 12 == 0:
+                        on_frames(12)
+            finally:
+                frames.close()
+        if encoder.frames != total:
+            raise FFmpegError(purpose, 0, f"{encoder.frames} of {total} frames were produced")
+    if on_frames is not None and total % 12:
+        on_frames(total % 12)
+    return total
 
 
 class FFmpegRenderer:
@@ -590,7 +580,8 @@ class FFmpegRenderer:
         self.resolver = resolver
         self.on_frames = on_frames
         self.origins = MediaOrigins()
-        self.decoder_threads: int | None = None  # set by render_all from its worker count
+        self.max_workers: int | None = None  # as many as cores and memory allow
+        self.decoder_threads: int | None = None  # None: render_all shares the cores
         self._lookups: dict[int, MediaLookup | None] = {}
         self._lock = threading.Lock()
 
@@ -689,23 +680,36 @@ def render_all(
     jobs: list[tuple[PlannedVideo, Path, EncodeSettings]],
     *,
     workers: int | None = None,
+    on_done: RenderDone | None = None,
 ) -> None:
-    """Render several clips in parallel (bounded by cores and memory); the first failure is
-    raised after the renders already running have finished."""
+    """Render several clips in parallel (bounded by cores, memory and ``renderer.max_workers``);
+    the first failure is raised after the renders already running have finished.
+
+    *on_done* is called with each clip once it is written, from the thread that rendered it (the
+    caller locks what it shares). A renderer whose ``decoder_threads`` is None gets the cores
+    shared among the workers, instead of every decoder oversubscribing them.
+    """
     if not jobs:
         return
     workers = workers or default_workers(len(jobs))
-    if isinstance(renderer, SharesCores) and renderer.decoder_threads is None:
-        # Share the cores between the parallel decoders instead of oversubscribing them.
+    if renderer.max_workers is not None:
+        workers = max(1, min(workers, renderer.max_workers))
+    if renderer.decoder_threads is None:
         renderer.decoder_threads = max(1, (os.cpu_count() or 2) // max(1, workers))
+
+    def render_one(video: PlannedVideo, path: Path, encode: EncodeSettings) -> None:
+        renderer.render_video(video, path, encode)
+        if on_done is not None:
+            on_done(video, path, encode)
+
     if workers == 1 or len(jobs) <= 1:
         for video, path, encode in jobs:
-            renderer.render_video(video, path, encode)
+            render_one(video, path, encode)
         return
     # Longest first, so one long clip does not start last and run alone.
     ordered = sorted(jobs, key=lambda j: -j[0].frames)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(renderer.render_video, v, p, e) for v, p, e in ordered]
+        futures = [pool.submit(render_one, v, p, e) for v, p, e in ordered]
         try:
             for f in futures:
                 f.result()

@@ -65,6 +65,10 @@ class ResolveRenderer:
     """Implements reelscore.render.Renderer through Resolve's render queue."""
 
     name = "resolve"
+    # One render queue and one set of render settings: one clip at a time.
+    max_workers: int | None = 1
+    # Resolve decodes in its own process; no ffmpeg decoder of ours to share the cores with.
+    decoder_threads: int | None = None
 
     def __init__(
         self,
@@ -164,6 +168,10 @@ class ResolveRenderer:
         self.restore_problems.extend(problems)
 
     # ------------------------------------------------------------------------------- render
+
+    def cache_key(self, video: PlannedVideo, encode: EncodeSettings) -> None:
+        """Never reuse a clip: the grades, titles and effects it shows are invisible to us."""
+        return None
 
     def render_video(self, video: PlannedVideo, out_path: Path, encode: EncodeSettings) -> None:
         """The Renderer protocol: ``video.timeline_range`` is stack time at the timeline rate.

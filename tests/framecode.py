@@ -1,7 +1,7 @@
 """Frame-code media: every frame carries its own number, machine-readable after any scaling.
 
 Used by the tests (frame accuracy is checked by decoding frames, not by re-reading our own
-arithmetic), by the benchmarks and by the demo. A frame shows two rows of black/white blocks:
+arithmetic) and by the benchmarks; the product never needs it. A frame shows two rows of black/white blocks:
 row 1 = the frame number (20 bits), row 2 = a source id (8 bits) plus a parity block, over a
 moving background so the encoder has real work to do. The blocks are large (1/20 of the width),
 so they survive downscaling to a 640-px proxy and H.264 compression.
@@ -9,14 +9,13 @@ so they survive downscaling to a 640-px proxy and H.264 compression.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from reelscore.ffmpeg_cli import base_args, decode_gray_frames, file_arg, run
+from reelscore.ffmpeg_cli import base_args, decode_gray_frames, file_arg, run, write_frames
 
 FRAME_BITS = 20
 ID_BITS = 8
@@ -113,22 +112,14 @@ def write_coded_still(path: Path, *, number: int, source_id: int, width: int = 3
         "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{width}x{height}", "-i", "pipe:0",
         "-frames:v", "1", "-update", "1", file_arg(path),
     ]
-    _pipe_frames(args, iter([code_frame(number, source_id, width, height)]), path)
+    _pipe_frames(args, [code_frame(number, source_id, width, height)], path)
     return path
 
 
-def _pipe_frames(args: list[str], frames: Iterator[np.ndarray], path: Path) -> None:
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    try:
-        for f in frames:
-            proc.stdin.write(f.tobytes())
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    err = proc.stderr.read() if proc.stderr else b""
-    if proc.wait() != 0:
-        raise RuntimeError(f"ffmpeg failed writing {path}: {err.decode(errors='replace')[-800:]}")
+def _pipe_frames(args: list[str], frames: Iterable[np.ndarray], path: Path) -> None:
+    with write_frames(args, f"writing {path.name}") as encoder:
+        for frame in frames:
+            encoder.write(frame.tobytes())
 
 
 def write_coded_video(
@@ -169,17 +160,8 @@ def write_coded_video(
         args += ["-timecode", timecode]
     args.append(file_arg(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    try:
-        for k in range(frames):
-            proc.stdin.write(code_frame(first_number + k, source_id, width, height).tobytes())
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    err = proc.stderr.read() if proc.stderr else b""
-    if proc.wait() != 0:
-        raise RuntimeError(f"ffmpeg failed writing {path}: {err.decode(errors='replace')[-800:]}")
+    _pipe_frames(args, (code_frame(first_number + k, source_id, width, height)
+                        for k in range(frames)), path)
     return path
 
 
