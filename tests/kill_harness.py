@@ -79,9 +79,9 @@ def install(step: str, marker: Path) -> None:
 
         elevenlabs.stream_response_to_file = stream_response_to_file  # type: ignore[assignment]
     elif step == "normalise":
-        from reelscore import loudness
+        from reelscore import wavfile
 
-        original_write = loudness._write_wav_to
+        original_write = wavfile.write_wav_to
 
         def write_wav_to(path: Any, *args: Any, **kw: Any) -> Any:
             result = original_write(path, *args, **kw)
@@ -89,9 +89,9 @@ def install(step: str, marker: Path) -> None:
                 _pause(marker)
             return result
 
-        loudness._write_wav_to = write_wav_to  # type: ignore[assignment]
+        wavfile.write_wav_to = write_wav_to  # type: ignore[assignment]
     elif step == "write":
-        from reelscore import writeback
+        from reelscore.writeback import write as writeback
 
         original_atomic = writeback.atomic_output
 

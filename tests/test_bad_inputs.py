@@ -384,12 +384,12 @@ def test_simulated_enospc_without_mount(tmp_path, cut, monkeypatch):
     """Where mounting is impossible: ENOSPC raised by the one low-level WAV write."""
     import errno
 
-    from reelscore import loudness
+    from reelscore import wavfile
 
     def full(*_a: object, **_k: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(loudness, "_write_wav_to", full)
+    monkeypatch.setattr(wavfile, "write_wav_to", full)
     out = tmp_path / "out.otio"
     with pytest.raises(OutputError, match="disk full while writing") as info:
         score_file(cut, out, ScoreSettings(), work_dir=tmp_path / "job")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from reelscore import loudness
+from reelscore import loudness, wavfile
 from reelscore.errors import AudioError
 from reelscore.ffmpeg_cli import ffmpeg_exe, file_arg, run
 
@@ -400,15 +400,15 @@ def test_wav_round_trip_is_bit_exact_at_24_bit_with_a_valid_header(tmp_path: Pat
     ints[:2] = [[-(1 << 23), (1 << 23) - 1], [0, 1]]  # both extremes
     x = (ints / float(1 << 23)).astype(np.float32)
     path = tmp_path / "x.wav"
-    loudness.write_wav(path, x[:, :1], FS)
+    wavfile.write_wav(path, x[:, :1], FS)
     fields = wav_fields(path)
     assert fields == {"tag": 1, "channels": 1, "rate": 48000, "byte_rate": 144000, "align": 3,
                       "bits": 24, "data_bytes": 3 * (FS + 1)}
-    loudness.write_wav(path, x, FS, bits=24)
+    wavfile.write_wav(path, x, FS, bits=24)
     fields = wav_fields(path)
     assert fields == {"tag": 1, "channels": 2, "rate": 48000, "byte_rate": 288000, "align": 6,
                       "bits": 24, "data_bytes": 6 * (FS + 1)}
-    back, rate = loudness.read_wav(path)
+    back, rate = wavfile.read_wav(path)
     assert rate == FS and back.dtype == np.float32
     np.testing.assert_array_equal(back, x)
     assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]
@@ -416,31 +416,31 @@ def test_wav_round_trip_is_bit_exact_at_24_bit_with_a_valid_header(tmp_path: Pat
 
 def test_wav_16_bit_and_float(tmp_path: Path) -> None:
     x = music_like(1.0)
-    loudness.write_wav(tmp_path / "f.wav", x, FS, bits=32)
+    wavfile.write_wav(tmp_path / "f.wav", x, FS, bits=32)
     assert wav_fields(tmp_path / "f.wav")["tag"] == 3
-    back, _ = loudness.read_wav(tmp_path / "f.wav")
+    back, _ = wavfile.read_wav(tmp_path / "f.wav")
     np.testing.assert_array_equal(back, x)
-    loudness.write_wav(tmp_path / "s.wav", x, FS, bits=16)
-    back, _ = loudness.read_wav(tmp_path / "s.wav")
+    wavfile.write_wav(tmp_path / "s.wav", x, FS, bits=16)
+    back, _ = wavfile.read_wav(tmp_path / "s.wav")
     assert np.abs(back - x).max() <= 2.0 / 32768  # rounding plus TPDF dither
     # Full scale clips to [-1, 1) instead of wrapping.
-    loudness.write_wav(tmp_path / "c.wav", np.array([[1.5], [-1.5], [1.0]]), FS, bits=16)
-    back, _ = loudness.read_wav(tmp_path / "c.wav")
+    wavfile.write_wav(tmp_path / "c.wav", np.array([[1.5], [-1.5], [1.0]]), FS, bits=16)
+    back, _ = wavfile.read_wav(tmp_path / "c.wav")
     assert back[0, 0] == pytest.approx(32767 / 32768) and back[1, 0] == -1.0
     with pytest.raises(ValueError, match="bits"):
-        loudness.write_wav(tmp_path / "bad.wav", x, FS, bits=8)
+        wavfile.write_wav(tmp_path / "bad.wav", x, FS, bits=8)
 
 
 def test_normalise_file_agrees_with_ffmpeg_and_keeps_the_format(tmp_path: Path) -> None:
     src = tmp_path / "music.wav"
-    loudness.write_wav(src, music_like(20.0, seed=11), FS, bits=32)
+    wavfile.write_wav(src, music_like(20.0, seed=11), FS, bits=32)
     dst = tmp_path / "out" / "music.norm.wav"
     report = loudness.normalise_file(src, dst)
     assert report.limiter_used
     fields = wav_fields(dst)
     assert (fields["rate"], fields["bits"], fields["channels"]) == (48000, 24, 2)
     assert fields["data_bytes"] == 20 * FS * 6  # same length
-    data, rate = loudness.read_wav(dst)
+    data, rate = wavfile.read_wav(dst)
     assert loudness.measure(data, rate) == report.after  # after is the file as written
     assert abs(report.after.integrated_lufs + 14.0) <= 0.1
     assert report.after.true_peak_dbtp <= -1.0
@@ -456,7 +456,7 @@ def test_normalise_file_decodes_other_rates_and_formats(tmp_path: Path) -> None:
     src = tmp_path / "in.flac"
     wav = tmp_path / "in.wav"
     x = sine(-24.0, 4.0, fs=44100, channels=1)
-    loudness.write_wav(wav, x, 44100, bits=16)
+    wavfile.write_wav(wav, x, 44100, bits=16)
     run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", file_arg(wav),
          file_arg(src)], "encoding a FLAC test input")
     report = loudness.normalise_file(src, tmp_path / "out.wav")
@@ -469,7 +469,7 @@ def test_normalise_file_decodes_other_rates_and_formats(tmp_path: Path) -> None:
 
 def test_failed_normalise_file_leaves_an_existing_dst_alone(tmp_path: Path) -> None:
     src = tmp_path / "silent.wav"
-    loudness.write_wav(src, np.zeros((5 * FS, 2)), FS)
+    wavfile.write_wav(src, np.zeros((5 * FS, 2)), FS)
     dst = tmp_path / "out.wav"
     dst.write_bytes(b"earlier output")
     with pytest.raises(AudioError, match="silent"):
@@ -477,7 +477,7 @@ def test_failed_normalise_file_leaves_an_existing_dst_alone(tmp_path: Path) -> N
     assert dst.read_bytes() == b"earlier output"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav", "silent.wav"]
     # On success the old file is replaced.
-    loudness.write_wav(src, sine(-30.0, 2.0), FS)
+    wavfile.write_wav(src, sine(-30.0, 2.0), FS)
     loudness.normalise_file(src, dst)
     assert dst.read_bytes()[:4] == b"RIFF"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav", "silent.wav"]

@@ -161,3 +161,39 @@ def test_cli_plan_with_reference(tmp_path, coded_video):
     assert "note: picture cut from reference movie turnover28.mp4" in result.output
     offline = CliRunner().invoke(app, ["plan", str(edit)])
     assert offline.exit_code == 2 and "--reference MOVIE" in offline.output
+
+
+def test_render_all_reports_each_written_clip_and_keeps_a_renderers_worker_cap(tmp_path, coded_video):
+    import threading
+
+    from reelscore.render import render_all
+
+    tracks = _edit(coded_video)
+    loaded = normalise(build_timeline(tracks, R, start_frame=START))
+    from_sources = plan_edit(loaded, ScoreSettings(min_scene_seconds=0.3))
+    movie = _flatten(from_sources, tmp_path / "reference.mp4")
+    settings = ScoreSettings(min_scene_seconds=0.3, reference=movie, reference_start="01:00:00:00")
+    planned = plan_edit(loaded, settings)
+    videos = planned.plan.videos()
+    assert len(videos) >= 2
+    encode = planned.plan.encode
+
+    for cap, folder in ((None, "parallel"), (1, "capped")):
+        renderer = default_renderer(planned, settings)
+        renderer.max_workers = cap
+        done: list[tuple[str, int, str]] = []
+
+        def on_done(video: PlannedVideo, path: Path, enc: EncodeSettings) -> None:
+            # Called once the clip is whole: it decodes to every frame of the video.
+            frames = len(decode_gray_frames(path, width=32, height=18))
+            done.append((video.id, frames, threading.current_thread().name))  # noqa: B023
+
+        jobs = [(v, tmp_path / folder / f"{v.id}.mp4", encode) for v in videos]
+        render_all(renderer, jobs, workers=2, on_done=on_done)
+        assert sorted((vid, n) for vid, n, _ in done) == sorted((v.id, v.frames) for v in videos)
+        threads = {name for _, _, name in done}
+        if cap == 1:  # the renderer's cap wins over workers=2: rendered one by one, here
+            assert threads == {threading.main_thread().name}
+        else:
+            assert threading.main_thread().name not in threads
+        assert renderer.decoder_threads is not None and renderer.decoder_threads >= 1

@@ -301,44 +301,44 @@ def _probe_cached(path: str, mtime_ns: int, size: int) -> MediaInfo:
         raise MediaError(f"ffmpeg cannot read {path!r} as media: {tail}")
     duration_s: float | None = None
     start_s = 0.0
-    m = _DURATION.search(text)
-    if m:
-        h, mi, s, st = m.groups()
-        duration_s = int(h) * 3600 + int(mi) * 60 + float(s)
-        start_s = float(st) if st else 0.0
+    duration = _DURATION.search(text)
+    if duration:
+        hours, minutes, seconds, start = duration.groups()
+        duration_s = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        start_s = float(start) if start else 0.0
     width = height = None
     rate: Fraction | None = None
     vcodec = None
-    vm = _VIDEO.search(text)
-    if vm:
-        vcodec = vm.group(1)
-        rest = vm.group(2)
-        sm = _SIZE.search(rest)
-        if sm:
-            width, height = int(sm.group(1)), int(sm.group(2))
-        fm = _FPS.search(rest)
-        if fm:
-            rate = snap_rate(fm.group(1))
-    am = _AUDIO.search(text)
+    video = _VIDEO.search(text)
+    if video:
+        vcodec = video.group(1)
+        rest = video.group(2)
+        frame_size = _SIZE.search(rest)
+        if frame_size:
+            width, height = int(frame_size.group(1)), int(frame_size.group(2))
+        fps = _FPS.search(rest)
+        if fps:
+            rate = snap_rate(fps.group(1))
+    audio = _AUDIO.search(text)
     sample_rate = channels = None
-    if am:
-        hz = _HZ.search(am.group(2))
+    if audio:
+        hz = _HZ.search(audio.group(2))
         sample_rate = int(hz.group(1)) if hz else None
-        rest = am.group(2)
+        rest = audio.group(2)
         channels = 1 if " mono" in rest else 2 if "stereo" in rest else 6 if "5.1" in rest else None
-    tcm = _TC.search(text)
+    timecode = _TC.search(text)
     is_still = bool(vcodec in _STILL_CODECS and (duration_s is None or (duration_s or 0) <= 0.05))
     return MediaInfo(
         path=Path(path),
         duration_s=duration_s,
         start_s=start_s,
-        has_video=vm is not None,
+        has_video=video is not None,
         width=width,
         height=height,
         frame_rate=rate,
         video_codec=vcodec,
-        timecode=tcm.group(1) if tcm else None,
-        has_audio=am is not None,
+        timecode=timecode.group(1) if timecode else None,
+        has_audio=audio is not None,
         sample_rate=sample_rate,
         channels=channels,
         is_still=is_still,
@@ -347,12 +347,12 @@ def _probe_cached(path: str, mtime_ns: int, size: int) -> MediaInfo:
 
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
     """Probe *path* with ``ffmpeg -i`` (cached per path, mtime and size)."""
-    p = Path(path)
+    media = Path(path)
     try:
-        st = p.stat()
+        stat = media.stat()
     except OSError as exc:
-        raise MediaError(f"cannot read media {str(p)!r}: {exc.strerror}") from exc
-    return _probe_cached(str(p.absolute()), st.st_mtime_ns, st.st_size)
+        raise MediaError(f"cannot read media {str(media)!r}: {exc.strerror}") from exc
+    return _probe_cached(str(media.absolute()), stat.st_mtime_ns, stat.st_size)
 
 
 # -------------------------------------------------------------------------------------- decoding

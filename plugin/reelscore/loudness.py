@@ -37,8 +37,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import struct
-import wave
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -51,9 +49,12 @@ from numpy.typing import NDArray
 from scipy import fft as sfft
 from scipy import ndimage, signal
 
-from reelscore import ffmpeg_cli
-from reelscore.errors import AudioError, OutputError
+from reelscore import ffmpeg_cli, wavfile
+from reelscore.errors import AudioError
 from reelscore.fsutil import atomic_output
+
+# Re-exported for the callers that still write WAVs through loudness (pipeline.py).
+from reelscore.wavfile import read_wav, write_wav  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -710,157 +711,6 @@ def _solve_gain(model: _LimitedModel, peaks_db: NDArray[np.float32], gain: float
     return gain, curve
 
 
-# ------------------------------------------------------------------------------------ WAV I/O
-
-_WAVE_FORMAT_PCM = 1
-_WAVE_FORMAT_IEEE_FLOAT = 3
-_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
-_MAX_RIFF_DATA = 0xFFFFFFFF - 64
-
-
-def _pcm_bytes(x: np.ndarray, bits: int) -> bytes:
-    """Float audio to little-endian PCM: round (TPDF dither at 16 bit), clip to [-1, 1)."""
-    scale = float(1 << (bits - 1))
-    if bits == 24 and x.dtype == np.float32:
-        q = x * np.float32(scale)  # a power-of-two scale is exact in float32: no float64 copy
-    else:
-        q = np.asarray(x, dtype=np.float64) * scale
-    if bits == 16:
-        # Seeded so the same input always gives the same file (job resume compares hashes).
-        rng = np.random.default_rng(0x5EED)
-        q += rng.random(q.shape)
-        q -= rng.random(q.shape)
-    np.rint(q, out=q)
-    np.clip(q, -scale, scale - 1, out=q)
-    ints = q.astype("<i4")
-    if bits == 16:
-        return ints.astype("<i2").tobytes()
-    return ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()  # low 3 bytes of each int32
-
-
-def _write_wav_to(path: Path, x: np.ndarray, sample_rate: int, bits: int) -> None:
-    frames, channels = x.shape
-    if bits == 32:
-        data = np.asarray(x, dtype="<f4").tobytes()
-    else:
-        data = _pcm_bytes(x, bits)
-    if len(data) > _MAX_RIFF_DATA:
-        raise OutputError(
-            f"cannot write {str(path)!r}: {len(data) / 2**30:.1f} GiB of audio is over the "
-            "4 GiB WAV limit", hint="write 16-bit or score a shorter range")
-    with open(path, "wb") as fh:
-        if bits == 32:
-            # The wave module only writes PCM: a minimal IEEE-float RIFF (fmt with cbSize, fact).
-            block_align = 4 * channels
-            fmt = struct.pack("<HHIIHHH", _WAVE_FORMAT_IEEE_FLOAT, channels, sample_rate,
-                              sample_rate * block_align, block_align, 32, 0)
-            fact = struct.pack("<I", frames)
-            pad = b"\0" * (len(data) & 1)
-            body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-                    + b"fact" + struct.pack("<I", 4) + fact
-                    + b"data" + struct.pack("<I", len(data)))
-            fh.write(b"RIFF" + struct.pack("<I", len(body) + len(data) + len(pad)) + body)
-            fh.write(data)
-            fh.write(pad)
-        else:
-            with wave.open(fh, "wb") as wav:
-                wav.setnchannels(channels)
-                wav.setsampwidth(bits // 8)
-                wav.setframerate(sample_rate)
-                wav.setnframes(frames)
-                wav.writeframesraw(data)
-            if len(data) & 1:  # RIFF chunks are word-aligned; the wave module does not pad
-                fh.write(b"\0")
-                fh.seek(4)
-                fh.write(struct.pack("<I", 36 + len(data) + 1))
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def write_wav(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int, *,
-              bits: int = 24) -> None:
-    """Write float *samples* as a WAV file, atomically (temp file beside *path*, then replace).
-
-    *bits*: 16 or 24 for PCM (rounded, clipped to [-1, 1); 16-bit gets seeded TPDF dither, 24-bit
-    does not, so 24-bit data written and read back is bit-exact), or 32 for IEEE float.
-    """
-    if bits not in (16, 24, 32):
-        raise ValueError(f"bits must be 16, 24 or 32 (float), got {bits!r}")
-    x = _as_2d(samples, sample_rate)
-    with atomic_output(path) as tmp:
-        _write_wav_to(tmp, x, sample_rate, bits)
-
-
-def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """Read a WAV file (PCM 16/24/32-bit or float 32/64, plain or extensible) as float32.
-
-    Returns ``(samples (frames, channels), sample_rate)``. Files that are not RIFF/WAVE are
-    decoded by ffmpeg at their own rate and channel count.
-    """
-    p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(12)
-    except OSError as exc:
-        raise AudioError(f"cannot read audio {str(p)!r}: {exc.strerror or exc}") from exc
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        info = ffmpeg_cli.probe(p)
-        rate = info.sample_rate or 48000
-        return ffmpeg_cli.decode_audio(p, sample_rate=rate, channels=info.channels or 2), rate
-    return _parse_wav(p)
-
-
-def _parse_wav(path: Path) -> tuple[np.ndarray, int]:
-    """Walk the RIFF chunks for fmt and data (plain reads: no mmap left on a file we may rewrite)."""
-    try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            pos = 12
-            fmt: tuple[int, int, int, int] | None = None
-            while pos + 8 <= size:
-                fh.seek(pos)
-                chunk_id, length = struct.unpack("<4sI", fh.read(8))
-                body = pos + 8
-                if chunk_id == b"fmt " and length >= 16:
-                    raw = fh.read(min(length, 40))
-                    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", raw[:16])
-                    if tag == _WAVE_FORMAT_EXTENSIBLE and len(raw) >= 26:
-                        tag = struct.unpack("<H", raw[24:26])[0]  # the sub-format GUID's tag
-                    fmt = (tag, channels, rate, bits)
-                elif chunk_id == b"data" and fmt is not None:
-                    tag, channels, rate, bits = fmt
-                    frame = bits // 8 * channels
-                    if frame <= 0 or bits % 8 or rate <= 0:
-                        break
-                    count = min(length, size - body) // frame * frame  # tolerate a cut tail
-                    data = np.fromfile(fh, dtype=np.uint8, count=count)
-                    return _decode_pcm(data, tag, bits, path).reshape(-1, channels), rate
-                pos = body + length + (length & 1)
-    except OSError as exc:
-        raise AudioError(f"cannot read audio {str(path)!r}: {exc.strerror or exc}") from exc
-    raise AudioError(f"{str(path)!r} is not a readable WAV file (no usable fmt/data chunk)")
-
-
-def _decode_pcm(data: NDArray[np.uint8], tag: int, bits: int, path: Path) -> NDArray[np.float32]:
-    if tag == _WAVE_FORMAT_IEEE_FLOAT and bits in (32, 64):
-        return data.view("<f4" if bits == 32 else "<f8").astype(np.float32)
-    if tag == _WAVE_FORMAT_PCM:
-        if bits == 16:
-            return (data.view("<i2") / 32768.0).astype(np.float32)
-        if bits == 24:
-            # Read each sample as the top 3 bytes of an int32 that starts one byte earlier
-            # (overlapping, unaligned views); the arithmetic shift then sign-extends it.
-            buf = np.empty(data.size + 1, dtype=np.uint8)
-            buf[0] = 0
-            buf[1:] = data
-            wide = np.ndarray((data.size // 3,), dtype="<i4", buffer=buf, strides=(3,))
-            return (wide >> 8).astype(np.float32) * np.float32(1.0 / (1 << 23))
-        if bits == 32:
-            return (data.view("<i4") / 2.0**31).astype(np.float32)
-    raise AudioError(f"{str(path)!r}: unsupported WAV sample format (tag {tag}, {bits} bit)",
-                     hint="use 16/24/32-bit PCM or 32/64-bit float WAV")
-
-
 # ------------------------------------------------------------------------------------- files
 
 
@@ -888,8 +738,8 @@ def normalise_file(
         written: list[tuple[np.ndarray, LoudnessMeasurement]] = []
 
         def verify(y: np.ndarray) -> LoudnessMeasurement:
-            _write_wav_to(tmp, y, sample_rate, bits)
-            data, rate = _parse_wav(tmp)
+            wavfile.write_wav_to(tmp, y, sample_rate, bits=bits)
+            data, rate = wavfile.parse_wav(tmp)
             written.append((y, _analyse(data, rate)))
             return written[-1][1]
 
@@ -911,11 +761,9 @@ def _load(src: Path, sample_rate: int) -> np.ndarray:
     """Decode *src* at *sample_rate*, keeping its channel count where reelscore knows it."""
     if not src.is_file():
         raise AudioError(f"cannot read audio {str(src)!r}: no such file")
-    with open(src, "rb") as fh:
-        head = fh.read(12)
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+    if wavfile.is_wav(src):
         try:
-            x, rate = _parse_wav(src)
+            x, rate = wavfile.parse_wav(src)
             if rate == sample_rate:
                 return x  # already what we need: no decode, no resample
         except AudioError:

@@ -601,9 +601,9 @@ class FFmpegRenderer:
         lookups: dict[int, MediaLookup] = {}
         for seg in segs:
             for clip in seg.clips():
-                lk = self.lookup(clip)
-                if lk is not None:
-                    lookups[id(clip)] = lk
+                lookup = self.lookup(clip)
+                if lookup is not None:
+                    lookups[id(clip)] = lookup
         hold = max(8, MAX_HOLD_BYTES // _frame_bytes(encode))
         return source_runs(segs, timeline_rate=self.picture.rate, lookups=lookups,
                            origins=self.origins, max_hold_frames=hold)

@@ -30,7 +30,6 @@ import math
 import os
 import re
 import time
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -42,7 +41,6 @@ from scipy import signal
 
 from reelscore import ffmpeg_cli
 from reelscore.errors import FFmpegError, InputError, MediaError
-from reelscore.fsutil import atomic_output
 from reelscore.providers.base import (
     ClipRef,
     EventSink,
@@ -50,6 +48,7 @@ from reelscore.providers.base import (
     GenerationRequest,
     ProviderConfig,
 )
+from reelscore.wavfile import write_wav
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ _CEILING = 10 ** (-1.2 / 20)  # every sample stays under this, so under -1 dBFS 
 _LIMIT_KNEE = 10 ** (-6 / 20)
 _TARGET_RMS = 10 ** (-20 / 20)
 _SAT_RMS = 0.25  # level the mix is brought to before tanh, so saturation is the same for every request
-_WRITE_CHUNK = 1 << 18
+_BLOCK = 1 << 18  # samples per channel processed at a time while mastering
 
 _NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
@@ -620,8 +619,8 @@ def _master(audio: np.ndarray) -> None:
 
     def rms(x: np.ndarray) -> float:
         # float64 pairwise sums per block: exact enough and independent of BLAS threading.
-        blocks = range(0, x.shape[1], _WRITE_CHUNK)
-        total = sum(float(np.square(x[:, i : i + _WRITE_CHUNK], dtype=np.float64).sum()) for i in blocks)
+        blocks = range(0, x.shape[1], _BLOCK)
+        total = sum(float(np.square(x[:, i : i + _BLOCK], dtype=np.float64).sum()) for i in blocks)
         return math.sqrt(total / max(x.size, 1))
 
     level = rms(audio)
@@ -633,48 +632,12 @@ def _master(audio: np.ndarray) -> None:
     # The knee only engages on rare transients; tanh keeps every sample strictly under the ceiling.
     # In blocks, so the temporaries stay small on a 10-minute track.
     span = _CEILING - _LIMIT_KNEE
-    for i in range(0, audio.shape[1], _WRITE_CHUNK):
-        block = audio[:, i : i + _WRITE_CHUNK]
+    for i in range(0, audio.shape[1], _BLOCK):
+        block = audio[:, i : i + _BLOCK]
         over = np.abs(block) > _LIMIT_KNEE
         if over.any():
             x = block[over]
             block[over] = np.sign(x) * (_LIMIT_KNEE + span * np.tanh((np.abs(x) - _LIMIT_KNEE) / span))
-
-
-# --------------------------------------------------------------------------------------- output
-
-
-def _pcm24(block: np.ndarray) -> bytes:
-    """(2, m) float32 in [-1, 1) to interleaved little-endian 24-bit PCM bytes.
-
-    Packs four samples into three 32-bit words with shifts: far faster than slicing bytes."""
-    v = np.rint(block.T.ravel() * np.float32(8388607.0)).astype(np.int32).view(np.uint32)
-    v &= 0xFFFFFF
-    count = len(v)
-    if count % 4:
-        v = np.concatenate([v, np.zeros(4 - count % 4, np.uint32)])
-    q = v.reshape(-1, 4)
-    words = np.empty((len(q), 3), "<u4")
-    words[:, 0] = q[:, 0] | (q[:, 1] << 24)
-    words[:, 1] = (q[:, 1] >> 8) | (q[:, 2] << 16)
-    words[:, 2] = (q[:, 2] >> 16) | (q[:, 3] << 8)
-    return words.tobytes()[: 3 * count]
-
-
-def _write_wav(path: Path, audio: np.ndarray) -> None:
-    """(2, n) audio as 48 kHz stereo 24-bit PCM, written atomically and synced before it takes
-    the final name."""
-    # atomic_output turns an OSError (disk full, permissions) into an actionable OutputError.
-    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
-        with wave.open(fh, "wb") as w:
-            w.setnchannels(CHANNELS)
-            w.setsampwidth(3)
-            w.setframerate(SAMPLE_RATE)
-            w.setnframes(audio.shape[1])
-            for i in range(0, audio.shape[1], _WRITE_CHUNK):
-                w.writeframesraw(_pcm24(audio[:, i : i + _WRITE_CHUNK]))
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 # ------------------------------------------------------------------------------------- provider
@@ -737,7 +700,8 @@ class LocalProvider:
         audio = _synthesise(sections, analyses, seed, bounds[-1])
 
         path = Path(out_dir) / f"{request.request_id}.local.wav"
-        _write_wav(path, audio)
+        # (2, n) synthesis buffer -> (n, 2) frames: a view; wavfile converts it in blocks.
+        write_wav(path, audio.T, SAMPLE_RATE, bits=24)
         key = f"{_NAMES[tonic]} {mode}"
         metadata = self._metadata(request, seed_source, key, mode, progression, sections, bounds)
         elapsed = time.perf_counter() - t0

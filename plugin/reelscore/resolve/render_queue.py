@@ -115,24 +115,24 @@ class ResolveRenderer:
         """Save the user's state and switch to the Deliver page on this timeline."""
         if self._saved is not None:
             return
-        s = _SavedState()
+        saved = _SavedState()
         page = self.resolve.probe("GetCurrentPage")
-        s.page = page if isinstance(page, str) and page else None
-        s.timeline = self.project.probe("GetCurrentTimeline")
-        fc = self.project.probe("GetCurrentRenderFormatAndCodec")
-        if isinstance(fc, dict) and fc.get("format"):
-            s.format_codec = (str(fc["format"]), str(fc.get("codec", "")))
+        saved.page = page if isinstance(page, str) and page else None
+        saved.timeline = self.project.probe("GetCurrentTimeline")
+        format_codec = self.project.probe("GetCurrentRenderFormatAndCodec")
+        if isinstance(format_codec, dict) and format_codec.get("format"):
+            saved.format_codec = (str(format_codec["format"]), str(format_codec.get("codec", "")))
         mode = self.project.probe("GetCurrentRenderMode")
-        s.mode = mode if isinstance(mode, int) and not isinstance(mode, bool) else None
+        saved.mode = mode if isinstance(mode, int) and not isinstance(mode, bool) else None
         name = f"reelscore-restore-{uuid.uuid4().hex[:8]}"
         if self.project.probe("SaveAsNewRenderPreset", name):
-            s.preset = name
+            saved.preset = name
         else:
             log.warning("could not save the current render settings as a preset; they will "
                         "keep reelscore's values after the run")
-        self._saved = s
+        self._saved = saved
         self.resolve.probe("OpenPage", "deliver")
-        if not same_object(s.timeline, self.timeline.obj):
+        if not same_object(saved.timeline, self.timeline.obj):
             self.project.call("SetCurrentTimeline", self.timeline.obj, expect="true",
                               hint="the timeline may have been deleted; reopen it and run again")
 
@@ -145,24 +145,24 @@ class ResolveRenderer:
             if not self.project.probe("DeleteRenderJob", job):
                 problems.append(f"render job {job} could not be deleted from the queue")
             self._jobs.remove(job)
-        s = self._saved
+        saved = self._saved
         self._saved = None
-        if s is None:
+        if saved is None:
             return
-        if s.preset:
-            if not self.project.probe("LoadRenderPreset", s.preset):
+        if saved.preset:
+            if not self.project.probe("LoadRenderPreset", saved.preset):
                 problems.append("the saved render settings could not be reloaded")
-            if not self.project.probe("DeleteRenderPreset", s.preset):
-                problems.append(f"temporary render preset {s.preset!r} could not be deleted")
-        if s.format_codec and not self.project.probe("SetCurrentRenderFormatAndCodec", *s.format_codec):
-            problems.append(f"render format/codec {s.format_codec} could not be restored")
-        if s.mode is not None and not self.project.probe("SetCurrentRenderMode", s.mode):
-            problems.append(f"render mode {s.mode} could not be restored")
-        if (s.timeline is not None and not same_object(s.timeline, self.timeline.obj)
-                and not self.project.probe("SetCurrentTimeline", s.timeline)):
+            if not self.project.probe("DeleteRenderPreset", saved.preset):
+                problems.append(f"temporary render preset {saved.preset!r} could not be deleted")
+        if saved.format_codec and not self.project.probe("SetCurrentRenderFormatAndCodec", *saved.format_codec):
+            problems.append(f"render format/codec {saved.format_codec} could not be restored")
+        if saved.mode is not None and not self.project.probe("SetCurrentRenderMode", saved.mode):
+            problems.append(f"render mode {saved.mode} could not be restored")
+        if (saved.timeline is not None and not same_object(saved.timeline, self.timeline.obj)
+                and not self.project.probe("SetCurrentTimeline", saved.timeline)):
             problems.append("the previously current timeline could not be reselected")
-        if s.page and not self.resolve.probe("OpenPage", s.page):
-            problems.append(f"page {s.page!r} could not be reopened")
+        if saved.page and not self.resolve.probe("OpenPage", saved.page):
+            problems.append(f"page {saved.page!r} could not be reopened")
         for p in problems:
             log.warning("Resolve state: %s", p)
         self.restore_problems.extend(problems)

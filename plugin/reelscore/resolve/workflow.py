@@ -184,9 +184,9 @@ def score_in_resolve(
 
 def _check_wav(path: Path, frames: int, edit: ResolveEdit) -> None:
     """The WAV must cover the scored range (the pipeline promises exactly; half a frame slack)."""
-    from reelscore import loudness
+    from reelscore.wavfile import read_wav
 
-    data, sample_rate = loudness.read_wav(path)
+    data, sample_rate = read_wav(path)
     seconds = len(data) / sample_rate
     want = float(frames / edit.rate)
     if abs(seconds - want) > 0.5 / float(edit.rate):
