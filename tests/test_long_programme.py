@@ -30,7 +30,8 @@ from reelscore.providers import GenerationSettings
 from tests.audio_helpers import dominant_pitch_class, wav_header
 from tests.longform import HOUR_DF_FRAMES, NTSC, Programme, wav_window, write_programme
 
-pytestmark = pytest.mark.slow
+# The hour takes about 3 minutes on 2 idle cores; shared CI machines can take several times that.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 PROXY_WIDTH = 160
 
