@@ -113,28 +113,48 @@ def conform_request(audio: np.ndarray, request: PlannedRequest, rate: Fraction) 
 
 
 def join_requests(parts: list[np.ndarray], plan: ScorePlan) -> np.ndarray:
-    """Lay conformed request audio end to end on the scored range, crossfading each handle."""
+    """Lay conformed request audio end to end on the scored range, crossfading each handle.
+
+    Every request's audio (body and handle, as :func:`conform_request` shaped it) is anchored on
+    its first frame. Where a request starts, the previous request's handle is still sounding: it
+    fades out with equal power (cos) while the new request fades in (sin), starting exactly on
+    the cut, over the handle's length (or the new request's body, if that is shorter). Every
+    request's handle is laid down, so no join passes through silence and no music that was paid
+    for is dropped; the last request's handle is zero frames (nothing follows it). When a request's
+    answer was short and padded with silence, the crossfade ends where its music ends.
+    """
     rate = plan.fraction_rate
     total = frames_to_samples(plan.range.duration, rate)
     channels = max(p.shape[1] for p in parts)
     out = np.zeros((total, channels), dtype=np.float32)
     origin = plan.range.start
-    for part, req in zip(parts, plan.requests):
+    laid_end = 0  # first sample after the audio laid so far (the previous request's handle end)
+    for part, req in zip(parts, plan.requests, strict=True):
         s = frames_to_samples(req.range.start - origin, rate)
-        body = frames_to_samples(req.range.end - origin, rate) - s
-        seg = part[:, :channels] if part.shape[1] >= channels else np.repeat(part, channels, axis=1)
-        if s > 0 and req is not plan.requests[0]:
-            # The previous request's handle already sits in out[s:s + handle]; fade it out
-            # with equal power while this request fades in, starting exactly on the cut.
-            prev = plan.requests[plan.requests.index(req) - 1]
-            h = min(frames_to_samples(prev.handle_frames, rate), body)
-            if h > 0:
-                t = np.linspace(0.0, 1.0, h, dtype=np.float64)
-                fade_in = np.sin(t * math.pi / 2).astype(np.float32)[:, None]
-                fade_out = np.cos(t * math.pi / 2).astype(np.float32)[:, None]
-                out[s:s + h] = out[s:s + h] * fade_out + seg[:h] * fade_in
-                out[s + h:s + body] = seg[h:body]
-                continue
-        length = min(seg.shape[0], total - s)
-        out[s:s + length] = seg[:length]
+        cut_out = frames_to_samples(req.range.end - origin, rate)
+        end = min(s + part.shape[0], total)
+        if end <= s:
+            continue
+        seg = part[: end - s, :channels] if part.shape[1] >= channels else np.repeat(
+            part[: end - s], channels, axis=1)
+        # The overlap is what the previous request left sounding past this cut, within this body.
+        h = max(0, min(laid_end, cut_out, end) - s)
+        if h > 0:
+            t = np.linspace(0.0, 1.0, h, dtype=np.float64)[:, None]
+            out[s:s + h] = out[s:s + h] * np.cos(t * math.pi / 2) + seg[:h] * np.sin(t * math.pi / 2)
+        out[s + h:end] = seg[h:]
+        # A short answer was padded with silence after a fade: crossfade only what sounds.
+        laid_end = s + _sounding_length(seg)
     return out
+
+
+def _sounding_length(x: np.ndarray, chunk: int = SAMPLE_RATE) -> int:
+    """Samples up to and including the last non-zero one (0 for digital silence)."""
+    stop = x.shape[0]
+    while stop > 0:
+        start = max(0, stop - chunk)
+        nonzero = np.flatnonzero(np.any(x[start:stop] != 0, axis=1))
+        if nonzero.size:
+            return start + int(nonzero[-1]) + 1
+        stop = start
+    return 0

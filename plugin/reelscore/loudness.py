@@ -774,3 +774,122 @@ def _load(src: Path, sample_rate: int) -> np.ndarray:
     channels = info.channels if info.channels in (1, 2, 6) else 2
     return ffmpeg_cli.decode_audio(src, sample_rate=sample_rate, channels=channels,
                                    purpose=f"decoding {str(src)!r} for loudness normalisation")
+
+
+# ----------------------------------------------------------------------------- stems together
+
+
+@dataclass(frozen=True)
+class StemsReport:
+    """What :func:`normalise_stems` did: one normalisation of the stems' sum, applied to both.
+
+    ``mix`` is the report of the sum (``after`` measured on the normalised sum, which is the sum
+    of the returned stems up to float rounding); ``music_lufs`` / ``sfx_lufs`` are each stem's
+    integrated loudness before (``None`` when the stem is silent); ``sfx_silent`` flags an SFX
+    stem with nothing above the silence floor, which is delivered as it came, not refused.
+    """
+
+    mix: NormalisationReport
+    music_lufs: float | None
+    sfx_lufs: float | None
+    sfx_silent: bool
+
+    @property
+    def gain_db(self) -> float:
+        return self.mix.gain_db
+
+    @property
+    def limiter_used(self) -> bool:
+        return self.mix.limiter_used
+
+    def to_dict(self) -> dict[str, Any]:
+        """The mix's report, plus the stems' levels before and the silent-SFX flag."""
+        data = self.mix.to_dict()
+        data["stems"] = {
+            "applied_to": "music + sfx (one gain, so their balance is kept)",
+            "music_lufs_before": None if self.music_lufs is None else _r(self.music_lufs),
+            "sfx_lufs_before": None if self.sfx_lufs is None else _r(self.sfx_lufs),
+            "sfx_silent": self.sfx_silent,
+        }
+        return data
+
+
+def normalise_stems(
+    music: np.ndarray,
+    sfx: np.ndarray,
+    sample_rate: int,
+    *,
+    target_lufs: float = -14.0,
+    true_peak_dbtp: float = -1.0,
+    silence_floor_lufs: float = SILENCE_FLOOR_LUFS,
+) -> tuple[np.ndarray, np.ndarray, StemsReport]:
+    """Normalise a music stem and an SFX stem together: one gain, computed on their sum.
+
+    The service balanced the two stems; normalising each on its own would undo that. Here the
+    sum is normalised as :func:`normalise` would (plain gain, or gain plus the true-peak limiter
+    when the sum's peaks need it) and the very same per-sample gain is applied to each stem, so
+    the stems keep their ratio and their sum meets *target_lufs* under *true_peak_dbtp*.
+
+    A silent SFX stem (nothing above *silence_floor_lufs*) is reported in
+    :attr:`StemsReport.sfx_silent`, not refused: the music was paid for. Raises
+    :class:`AudioError` when the stems differ in shape, or when the sum itself cannot be
+    normalised (silent, too short, or the target out of reach), as :func:`normalise` does.
+    """
+    m = _as_2d(music, sample_rate)
+    s = _as_2d(sfx, sample_rate)
+    if m.shape != s.shape:
+        raise AudioError(
+            f"the music and SFX stems differ in shape ({m.shape} and {s.shape}); they must "
+            "cover the same samples to be normalised together",
+            hint="conform both stems against the same plan")
+    music_lufs = _stem_loudness(m, sample_rate, silence_floor_lufs)
+    sfx_lufs = _stem_loudness(s, sample_rate, silence_floor_lufs)
+    dtype = np.result_type(m.dtype, s.dtype, np.float32)
+    total = m.astype(dtype) + s.astype(dtype)
+    mixed, report = _normalise(total, sample_rate, target_lufs, true_peak_dbtp,
+                               silence_floor_lufs, verify=lambda y: _analyse(y, sample_rate))
+    if report.limiter_used:
+        out_m, out_s = np.empty_like(total), np.empty_like(total)
+        for a in range(0, total.shape[0], _CHUNK):
+            b = min(a + _CHUNK, total.shape[0])
+            gain = _gain_read_back(total[a:b], mixed[a:b])[:, None]
+            out_m[a:b] = m[a:b] * gain
+            out_s[a:b] = s[a:b] * gain
+    else:
+        out_m = _apply(m.astype(dtype), report.gain_db, None, 1)
+        out_s = _apply(s.astype(dtype), report.gain_db, None, 1)
+    if sfx_lufs is None:
+        log.warning("loudness: the SFX stem is silent (under %.0f LUFS); delivered as it came",
+                    silence_floor_lufs)
+    stems = StemsReport(report, music_lufs, sfx_lufs, sfx_lufs is None)
+    squeeze = np.asarray(music).ndim == 1
+    return (out_m[:, 0] if squeeze else out_m), (out_s[:, 0] if squeeze else out_s), stems
+
+
+def _stem_loudness(x: np.ndarray, sample_rate: int, floor: float) -> float | None:
+    """A stem's integrated loudness, or None when it is silent (undefined or under *floor*)."""
+    try:
+        value = integrated_loudness(x, sample_rate)
+    except AudioError:
+        return None
+    return value if value >= floor else None
+
+
+def _gain_read_back(x: np.ndarray, y: np.ndarray) -> F64:
+    """The per-sample gain g with ``y = g * x`` (one g for all channels, as :func:`_apply` makes).
+
+    Read on each sample's largest channel of *x*; across samples where *x* is zero on every
+    channel, interpolated from its neighbours (the limiter's gain moves over milliseconds, and
+    there the stems are zero, or cancel exactly in the sum).
+    """
+    ch = np.argmax(np.abs(x), axis=1)
+    rows = np.arange(x.shape[0])
+    ref = x[rows, ch].astype(np.float64)
+    known = np.abs(ref) > np.finfo(np.float32).tiny
+    if not known.any():
+        return np.ones(x.shape[0], dtype=np.float64)  # the stems are silent here (or cancel)
+    gain = np.empty(x.shape[0], dtype=np.float64)
+    gain[known] = y[rows[known], ch[known]].astype(np.float64) / ref[known]
+    if not known.all():
+        gain[~known] = np.interp(rows[~known], rows[known], gain[known])
+    return gain
