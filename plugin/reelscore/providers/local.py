@@ -49,6 +49,7 @@ from reelscore.providers.base import (
     GeneratedAudio,
     GenerationRequest,
     ProviderConfig,
+    ProviderDefaults,
 )
 
 log = logging.getLogger(__name__)
@@ -680,7 +681,7 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
 # ------------------------------------------------------------------------------------- provider
 
 
-class LocalProvider:
+class LocalProvider(ProviderDefaults):
     """Offline sketch engine (see the module docstring): no network, no model, deterministic."""
 
     name = "local"
