@@ -76,6 +76,20 @@ def make_timeout(config: ProviderConfig, options: HttpOptions) -> httpx.Timeout:
                          write=options.write_timeout_s, pool=options.pool_timeout_s)
 
 
+class _Borrowed(httpx.BaseTransport):
+    """An injected transport lent to one client: closing the client must not close it, because
+    the provider lends the same transport to every request it runs (several at once)."""
+
+    def __init__(self, transport: httpx.BaseTransport) -> None:
+        self._transport = transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._transport.handle_request(request)
+
+    def close(self) -> None:
+        return None  # the owner of the transport closes it
+
+
 def make_client(
     config: ProviderConfig,
     options: HttpOptions | None = None,
@@ -87,12 +101,14 @@ def make_client(
     """The httpx client a provider uses. Secrets go in *headers* and never into URLs.
 
     *follow_redirects* is only for clients that carry no secret (result downloads from a CDN).
+    An injected *transport* is shared, never closed by the client.
     """
     opts = options or HttpOptions()
     all_headers = {"User-Agent": USER_AGENT}
     all_headers.update(headers or {})
     return httpx.Client(headers=all_headers, timeout=make_timeout(config, opts),
-                        transport=transport, follow_redirects=follow_redirects,
+                        transport=None if transport is None else _Borrowed(transport),
+                        follow_redirects=follow_redirects,
                         trust_env=opts.trust_env)
 
 

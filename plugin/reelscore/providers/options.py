@@ -99,15 +99,15 @@ class MountseaOptions(HttpOptions):
 
 
 def _options_error(model: type[HttpOptions], exc: ValidationError, provider: str) -> InputError:
-    allowed = ", ".join(sorted(model.model_fields))
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "options"
+    in_uploader = loc.startswith("uploader.")
+    fields = UploaderConfig.model_fields if in_uploader else model.model_fields
+    allowed = ", ".join(sorted(fields))
+    where = "the uploader" if in_uploader else f"the {provider} provider"
     if first["type"] == "extra_forbidden":
-        where = "the uploader" if loc.startswith("uploader.") else f"the {provider} provider"
-        names = (", ".join(sorted(UploaderConfig.model_fields)) if loc.startswith("uploader.")
-                 else allowed)
-        return InputError(f"unknown option {loc!r} for {where}", hint=f"allowed: {names}")
+        return InputError(f"unknown option {loc!r} for {where}", hint=f"allowed: {allowed}")
     value = first.get("input")
     shown = "" if isinstance(value, Mapping) else f" (got {value!r})"
-    return InputError(f"option {loc!r} of the {provider} provider: {first['msg']}{shown}",
-                      hint=f"{provider} options: {allowed}")
+    return InputError(f"option {loc!r} of {where}: {first['msg']}{shown}",
+                      hint=f"options of {where}: {allowed}")
