@@ -24,8 +24,8 @@ from reelscore.errors import (
 )
 from reelscore.ffmpeg_cli import decode_audio
 from reelscore.providers import make_provider
-from reelscore.providers.base import ClipRef, GenerationRequest, GenerationSettings, ProviderConfig
 from reelscore.providers.answers import ZipLimits, safe_extract_audio_zip
+from reelscore.providers.base import ClipRef, GenerationRequest, GenerationSettings, ProviderConfig
 from reelscore.providers.elevenlabs import ElevenLabsProvider
 from reelscore.providers.multipart import MultipartBody
 from tests.contract_fixtures import (
