@@ -123,7 +123,7 @@ def parse_error_body(status_code: int, body: bytes, content_type: str = "") -> E
     elif isinstance(detail, str):
         info.shape = "detail-string"
         info.message = detail
-    elif isinstance(doc.get("error"), dict):  # BeatAPI envelope
+    elif isinstance(doc.get("error"), dict):  # {"error": {code, message, ...}} envelope
         err = doc["error"]
         info.shape = "error-envelope"
         info.code = _str_or_none(err.get("code"))
