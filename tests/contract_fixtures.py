@@ -23,7 +23,6 @@ from tests.contract_server import ContractServer
 # A distinctive key: tests assert it never appears in events, errors, logs or files.
 TEST_KEY = "rsk-TESTKEY-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 MOUNTSEA_KEY = "msk-TESTKEY-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
-BEATAPI_KEY = "sk_TESTKEY_5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
 S3_ACCESS = "AKIATESTKEY0000REELS"
 S3_SECRET = "s3secret-TESTKEY-1a2b3c4d5e6f7a8b9c0d1e2f3a4b"
 
@@ -35,7 +34,6 @@ def contract() -> Iterator[ContractServer]:
     srv = ContractServer().start()
     srv.state.elevenlabs_key = TEST_KEY
     srv.state.mountsea_key = MOUNTSEA_KEY
-    srv.state.beatapi_key = BEATAPI_KEY
     try:
         yield srv
     finally:
@@ -107,7 +105,7 @@ class Events:
 
 
 def assert_no_secret(*texts: str, secrets: tuple[str, ...] = (TEST_KEY, MOUNTSEA_KEY,
-                                                               BEATAPI_KEY, S3_SECRET)) -> None:
+                                                               S3_SECRET)) -> None:
     for t in texts:
         for s in secrets:
             assert s not in t, f"secret {s[:8]}... leaked"
@@ -117,7 +115,7 @@ def assert_no_secret_in_dir(root: Path) -> None:
     for p in root.rglob("*"):
         if p.is_file():
             data = p.read_bytes()
-            for s in (TEST_KEY, MOUNTSEA_KEY, BEATAPI_KEY, S3_SECRET):
+            for s in (TEST_KEY, MOUNTSEA_KEY, S3_SECRET):
                 assert s.encode() not in data, f"secret leaked into {p}"
 
 
@@ -144,6 +142,23 @@ def s3_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def s3_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """S3 credentials the way users give them (boto3's chain: the environment), nothing else.
+
+    The shared config files point nowhere and instance metadata is off, so boto3 never looks
+    beyond this machine.
+    """
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_ACCESS)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("REELSCORE_NO_KEYRING", "1")
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ It implements, as documented in shared/reference/music_api.md:
 * the mountsea-style task proxy: ``POST /eleven/video-to-music`` (JSON, ``Authorization: Bearer``,
   ``videoUrls`` fetched from their public URLs), ``GET /eleven/tasks?taskId=``, and the resulting
   file under ``/files/``.
-* a BeatAPI-shaped task API: ``GET /v1/usage``, ``POST /v1/files``, ``POST /v1/video-to-music/tasks``
-  (a hypothetical workflow with BeatAPI's envelopes), ``GET /v1/tasks/{id}``, and signed webhooks.
 
 Faults are queued per path (:class:`Fault`): any status with any body shape and headers, a slow
 first byte, a drop in the middle of the upload or the download, a wrong content type, an empty
@@ -26,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import io
 import json
 import math
@@ -281,7 +278,6 @@ class ContractState:
         self.lock = threading.Lock()
         self.elevenlabs_key = "el-test-key"
         self.mountsea_key = "ms-test-key"
-        self.beatapi_key = "sk_test_key"
         self.faults: list[Fault] = []
         self.log: list[LoggedRequest] = []
         self.charges = 0
@@ -296,10 +292,6 @@ class ContractState:
         self.files: dict[str, tuple[bytes, str]] = {}
         self.spool = Path(tempfile.mkdtemp(prefix="contract-spool-"))
         self.keep_uploads = False
-        self.webhook_url: str | None = None
-        self.webhook_secret = "whsec_test"
-        self.usage_active = 0
-        self.usage_limit = 2
         self.public_base = ""
         self.upload_read_chunk = 1 << 20
 
@@ -556,14 +548,6 @@ class Handler(BaseHTTPRequestHandler):
             return self.ms_task
         if path.startswith("/files/"):
             return self.get_file
-        if path == "/v1/usage":
-            return self.ba_usage
-        if path == "/v1/files":
-            return self.ba_upload
-        if path == "/v1/video-to-music/tasks":
-            return self.ba_submit
-        if path.startswith("/v1/tasks/"):
-            return self.ba_task
         return None
 
     def _status_fault(self, fault: Fault | None, reader: _Reader | None = None) -> None:
@@ -877,117 +861,6 @@ class Handler(BaseHTTPRequestHandler):
         if f is not None and f.kind == "task":
             return f.task_status, None, f.error_code, f.error_message
         return "completed", None, None, None
-
-    # -- BeatAPI-shaped ------------------------------------------------------------------------
-    def _ba_auth(self) -> None:
-        if self.headers.get("Authorization") != f"Bearer {self.state.beatapi_key}":
-            raise _Reply(401, {"error": {"code": "unauthorized", "message": "Invalid API key",
-                                         "request_id": "req_" + uuid.uuid4().hex[:8]}})
-
-    def ba_usage(self, rec: LoggedRequest, fault: Fault | None) -> None:
-        self._ba_auth()
-        self._status_fault(fault)
-        st = self.state
-        with st.lock:
-            active = st.usage_active
-            if st.usage_active > 0:
-                st.usage_active -= 1  # a running task finishes between two looks
-        self._send(200, {"data": {"balance": {"credits": 12.5},
-                                  "concurrency": {"limit": st.usage_limit, "active": active}}})
-
-    def ba_upload(self, rec: LoggedRequest, fault: Fault | None) -> None:
-        length = self._length()
-        reader = _Reader(self.rfile, length, None, self.state.upload_read_chunk)
-        if self.headers.get("Authorization") != f"Bearer {self.state.beatapi_key}":
-            reader.drain()
-            self._ba_auth()
-        m = re.match(r'multipart/form-data;\s*boundary="?([^";]+)"?',
-                     self.headers.get("Content-Type", ""))
-        if not m:
-            reader.drain()
-            raise _Reply(400, {"error": {"code": "bad_request", "message": "multipart required"}})
-        fields, files, order = parse_multipart(reader, m.group(1).encode(), self.state.spool)
-        rec.fields, rec.order = fields, order
-        if len(files) != 1 or files[0]["name"] != "file":
-            raise _Reply(400, {"error": {"code": "bad_request", "message": "one 'file' part"}})
-        f = files[0]
-        data = f["path"].read_bytes()
-        d = mp4_duration(f["path"])
-        f["path"].unlink()
-        fid = "file_" + uuid.uuid4().hex[:10]
-        with self.state.lock:
-            self.state.files[f"{fid}.mp4"] = (data, "video/mp4")
-        self._send(201, {"data": {"id": fid, "url": f"{self.state.public_base}/files/{fid}.mp4",
-                                  "key": f"inputs/{fid}.mp4", "mime_type": "video/mp4",
-                                  "size_bytes": len(data), "video_duration_seconds": d,
-                                  "purpose": "input"}})
-
-    def ba_submit(self, rec: LoggedRequest, fault: Fault | None) -> None:
-        st = self.state
-        doc = self._json_body(rec)
-        self._ba_auth()
-        self._status_fault(fault)
-        allowed = {"videos", "prompt", "tags", "output_format"}
-        if not isinstance(doc, dict) or set(doc) - allowed:
-            raise _Reply(400, {"error": {"code": "bad_request", "message": "unknown field",
-                                         "details": {"fields": sorted(set(doc) - allowed)}}})
-        with st.lock:
-            if st.usage_active >= st.usage_limit:
-                raise _Reply(429, {"error": {"code": "user_concurrency_exceeded",
-                                             "message": "concurrency limit reached",
-                                             "retry_after_seconds": 1}})
-        durations, _total = self._fetch_videos(doc.get("videos", []))
-        fmt = doc.get("output_format", "mp3_44100_128")
-        body, ctype = self._make_audio(durations, fmt, {}, None)
-        tid = "task_" + uuid.uuid4().hex[:10]
-        with st.lock:
-            st.files[f"{tid}.mp3"] = (body, ctype)
-            st.charges += 1
-            st.tasks[tid] = {"created": time.time(), "fault": fault, "file": f"{tid}.mp3",
-                             "durations": durations, "kind": "beatapi"}
-        if st.webhook_url:
-            threading.Thread(target=self._send_webhook, args=(tid,), daemon=True).start()
-        self._send(202, {"data": {"id": tid, "status": "queued"}})
-
-    def _ba_task_doc(self, tid: str) -> dict[str, Any]:
-        st = self.state
-        task = st.tasks[tid]
-        status, _r, code, msg = self._task_state(task)
-        mapped = {"pending": "queued", "processing": "processing", "completed": "succeeded"}.get(
-            status, "failed")
-        doc: dict[str, Any] = {"id": tid, "status": mapped, "output": None, "error": None,
-                               "usage": {"credits_reserved": 0.1, "credits_charged": 0.0}}
-        if mapped == "succeeded":
-            doc["output"] = {"media": [{"url": f"{st.public_base}/files/{task['file']}",
-                                        "mime_type": "audio/mpeg"}]}
-            doc["usage"]["credits_charged"] = 0.1
-        if mapped == "failed":
-            doc["error"] = {"code": code or status, "message": msg or "failed"}
-        return doc
-
-    def ba_task(self, rec: LoggedRequest, fault: Fault | None) -> None:
-        self._ba_auth()
-        self._status_fault(fault)
-        tid = rec.path.rsplit("/", 1)[-1]
-        if tid not in self.state.tasks:
-            raise _Reply(404, {"error": {"code": "not_found", "message": "no such task"}})
-        self._send(200, {"data": self._ba_task_doc(tid)})
-
-    def _send_webhook(self, tid: str) -> None:
-        st = self.state
-        time.sleep(st.task_complete_after_s + 0.02)
-        doc = self._ba_task_doc(tid)
-        event = "task.succeeded" if doc["status"] == "succeeded" else "task.failed"
-        body = json.dumps({"id": "evt_" + uuid.uuid4().hex[:8], "event": event,
-                           "created_at": int(time.time()), "data": doc}).encode()
-        ts = str(int(time.time()))
-        sig = hmac.new(st.webhook_secret.encode(), ts.encode() + b"." + body,
-                       hashlib.sha256).hexdigest()
-        req = urllib.request.Request(st.webhook_url or "", data=body, method="POST", headers={
-            "Content-Type": "application/json", "X-BeatAPI-Event": event,
-            "X-BeatAPI-Timestamp": ts, "X-BeatAPI-Signature": sig})
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(req, timeout=5).read()
 
 
 class ContractServer(ThreadingHTTPServer):

@@ -24,13 +24,11 @@ from reelscore.errors import (
 )
 from reelscore.ffmpeg_cli import decode_audio
 from reelscore.providers import make_provider
+from reelscore.providers.answers import ZipLimits, safe_extract_audio_zip
 from reelscore.providers.base import ClipRef, GenerationRequest, GenerationSettings, ProviderConfig
-from reelscore.providers.elevenlabs import (
-    ElevenLabsProvider,
-    MultipartBody,
-    ZipLimits,
-    safe_extract_audio_zip,
-)
+from reelscore.providers.elevenlabs import ElevenLabsProvider
+from reelscore.providers.multipart import MultipartBody
+from reelscore.providers.options import ElevenLabsOptions
 from tests.contract_fixtures import (
     CLIP_SECONDS,
     TEST_KEY,
@@ -105,6 +103,17 @@ def test_unset_settings_are_not_sent(contract, clips, tmp_path):
     assert logged.fields == []
     assert logged.order == ["videos"]
     assert logged.query == {"output_format": ["mp3_44100_128"]}
+
+
+def test_zero_retention_from_typed_options(contract, clips, tmp_path):
+    """Options as the typed model a front end builds from configuration."""
+    opts = ElevenLabsOptions(enable_logging=False, max_description=20, retry_base_s=0.01)
+    cfg = ProviderConfig(base_url=contract.url, api_key=SecretStr(TEST_KEY), options=opts)
+    with pytest.raises(InputError, match="at most 20"):
+        ElevenLabsProvider(cfg).generate(make_request(clips[:1], description="x" * 21), tmp_path)
+    ElevenLabsProvider(cfg).generate(make_request(clips[:1]), tmp_path)
+    [logged] = contract.state.requests_to(V2M)
+    assert logged.query == {"output_format": ["mp3_44100_128"], "enable_logging": ["false"]}
 
 
 def test_headerless_pcm_has_rate_and_exact_length(contract, clips, tmp_path):

@@ -18,20 +18,17 @@ from reelscore.errors import (
     ServiceError,
 )
 from reelscore.providers.base import ProviderConfig
-from reelscore.providers.http import (
+from reelscore.providers.client import make_client, validate_base_url
+from reelscore.providers.options import HttpOptions
+from reelscore.providers.redact import Redactor, url_for_log
+from reelscore.providers.retry import AttemptRecord, Retrier, RetryPolicy
+from reelscore.providers.service_errors import (
     CONCURRENCY,
     SYSTEM_BUSY,
-    AttemptRecord,
-    Redactor,
-    Retrier,
-    RetryPolicy,
     classify_retry,
     error_from_response,
-    make_client,
     parse_error_body,
     retry_after_seconds,
-    url_for_log,
-    validate_base_url,
 )
 
 KEY = "rsk-UNIT-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -184,9 +181,9 @@ def test_client_timeouts_user_agent_and_transport():
         seen["timeout"] = request.extensions["timeout"]
         return httpx.Response(200, json={})
 
-    cfg = ProviderConfig(connect_timeout_s=3, read_timeout_s=1200,
-                         options={"write_timeout_s": 77, "pool_timeout_s": 5})
-    with make_client(cfg, transport=httpx.MockTransport(handler)) as client:
+    cfg = ProviderConfig(connect_timeout_s=3, read_timeout_s=1200)
+    opts = HttpOptions(write_timeout_s=77, pool_timeout_s=5)
+    with make_client(cfg, opts, transport=httpx.MockTransport(handler)) as client:
         client.get("https://example.invalid/x")
         assert client.follow_redirects is False
     assert seen["ua"].startswith("reelscore/")

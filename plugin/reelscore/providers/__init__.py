@@ -1,4 +1,9 @@
-"""Music sources. ``make_provider(name, config)`` returns one; see :mod:`reelscore.providers.base`."""
+"""Music sources. ``make_provider(name, config)`` returns one; see :mod:`reelscore.providers.base`.
+
+The typed options a front end builds from configuration are exported here:
+:class:`ElevenLabsOptions`, :class:`MountseaOptions` (with :class:`UploaderConfig`) and their common
+base :class:`HttpOptions`; ``OPTIONS_MODELS`` maps each network provider to its model.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +15,37 @@ from reelscore.providers.base import (
     GenerationSettings,
     Provider,
     ProviderConfig,
+    ProviderDefaults,
+)
+from reelscore.providers.options import (
+    ElevenLabsOptions,
+    HttpOptions,
+    MountseaOptions,
+    UploaderConfig,
 )
 
 PROVIDER_NAMES = ("local", "elevenlabs", "mountsea")
+OPTIONS_MODELS: dict[str, type[HttpOptions]] = {
+    "elevenlabs": ElevenLabsOptions,
+    "mountsea": MountseaOptions,
+}
 
 __all__ = [
+    "OPTIONS_MODELS",
     "PROVIDER_NAMES",
     "ClipRef",
+    "ElevenLabsOptions",
     "GeneratedAudio",
     "GenerationRequest",
     "GenerationSettings",
+    "HttpOptions",
+    "MountseaOptions",
     "Provider",
     "ProviderConfig",
+    "ProviderDefaults",
+    "UploaderConfig",
     "make_provider",
 ]
-
 
 def make_provider(name: str, config: ProviderConfig | None = None) -> Provider:
     config = config or ProviderConfig()

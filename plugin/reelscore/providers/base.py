@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from reelscore.providers.options import HttpOptions
+
 # Every output format the video-to-music endpoint accepts (reference/music_api.md §3).
 OUTPUT_FORMATS: tuple[str, ...] = (
     "mp3_22050_32", "mp3_24000_48", "mp3_44100_32", "mp3_44100_64", "mp3_44100_96",
@@ -88,20 +90,37 @@ class GeneratedAudio(BaseModel):
 
 
 # An event sink: providers report attempts, ids and timings; the job writes them to the manifest.
-# Events must never contain secrets.
+# Events must never contain secrets (providers emit through reelscore.providers.redact.Emitter).
 EventSink = Callable[[str, dict[str, Any]], None]
 
 
-def _ignore(_name: str, _data: dict[str, Any]) -> None:
+def ignore_event(_name: str, _data: dict[str, Any]) -> None:
+    """The event sink used when the caller gives none."""
     return None
 
 
 @runtime_checkable
 class Provider(Protocol):
+    """A music source. The pipeline relies on these members and never probes for others.
+
+    ``generate`` may be called from several threads at once on one provider (the pipeline runs
+    requests concurrently): implementations keep per-request state local to the call.
+    """
+
     name: str
+    # A request that was sent may have been charged: an interrupted one is not resent silently.
+    charges: bool
+    # Emits "upload_complete" just before the last byte of a request leaves, so an upload that
+    # never completed (nothing can have been charged) can be resent safely.
+    reports_upload_complete: bool
+
+    def preflight(self) -> None:
+        """Check everything that can be checked before rendering (key present, base URL and
+        options valid, clip hosting configured and reachable); raise the actionable error."""
+        ...
 
     def generate(
-        self, request: GenerationRequest, out_dir: Path, *, on_event: EventSink = _ignore
+        self, request: GenerationRequest, out_dir: Path, *, on_event: EventSink = ignore_event
     ) -> GeneratedAudio:
         """Generate music for *request*; write the raw result under *out_dir*.
 
@@ -111,8 +130,23 @@ class Provider(Protocol):
         ...
 
 
+class ProviderDefaults:
+    """Defaults of the optional capabilities, for providers that have nothing to declare."""
+
+    charges: bool = True
+    reports_upload_complete: bool = False
+
+    def preflight(self) -> None:
+        return None
+
+
 class ProviderConfig(BaseModel):
-    """How to reach a provider. The key is a SecretStr: it never prints, logs or serialises."""
+    """How to reach a provider. The key is a SecretStr: it never prints, logs or serialises.
+
+    ``options`` holds the provider's typed options (:mod:`reelscore.providers.options`:
+    ``ElevenLabsOptions``, ``MountseaOptions``) or a mapping of the same fields; each provider
+    validates it when it is built.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -123,4 +157,4 @@ class ProviderConfig(BaseModel):
     max_retries: int = 4
     allow_insecure: bool = False
     allow_resubmit: bool = False
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: HttpOptions | dict[str, Any] = Field(default_factory=dict)

@@ -47,6 +47,7 @@ from reelscore.providers.base import (
     GeneratedAudio,
     GenerationRequest,
     ProviderConfig,
+    ProviderDefaults,
 )
 from reelscore.wavfile import write_wav
 
@@ -643,7 +644,7 @@ def _master(audio: np.ndarray) -> None:
 # ------------------------------------------------------------------------------------- provider
 
 
-class LocalProvider:
+class LocalProvider(ProviderDefaults):
     """Offline sketch engine (see the module docstring): no network, no model, deterministic."""
 
     name = "local"

@@ -6,18 +6,11 @@
 ``timeout``), then the audio is downloaded from the result URL.
 
 The proxy takes public URLs, not uploads: the clips are put on temporary hosting first
-(:mod:`reelscore.providers.uploader`, S3-compatible, presigned URLs, deleted after the job unless
-``keep``). **Privacy:** anyone holding a presigned URL can fetch the clip until it expires.
+(:mod:`reelscore.providers.uploader`: S3 through boto3, presigned URLs, deleted after the job
+unless ``keep``). **Privacy:** anyone holding a presigned URL can fetch the clip until it expires.
 
-Options (``ProviderConfig.options``)::
-
-    uploader          {"type": "s3", "bucket": ..., "endpoint_url": ..., "prefix": "reelscore/",
-                       "region": "us-east-1", "expires_s": 3600, "keep": false,
-                       "addressing_style": "path"}            (required; see uploader.py)
-    poll_interval_s   4        seconds between task polls
-    deadline_s        900      overall wait for the task
-    max_description   1000
-    + the retry/timeout options of reelscore.providers.http
+Options: :class:`~reelscore.providers.options.MountseaOptions` (``uploader`` required,
+``poll_interval_s`` 4, ``deadline_s`` 900, ``max_description`` 1000, retry and timeouts).
 
 Key: ``$REELSCORE_MOUNTSEA_KEY`` (or ``[mountsea] api_key`` in the credentials file, or the
 keyring). The proxy documents none of add_sfx / separate_tracks / use_audio_as_reference /
@@ -26,25 +19,73 @@ model_id for video-to-music; asking for them is an error rather than a silent no
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from reelscore.errors import UnsupportedError
-from reelscore.limits import DEFAULT_MAX_DESCRIPTION
-from reelscore.providers.base import (
-    EventSink,
-    GenerationRequest,
-    ProviderConfig,
-)
-from reelscore.providers.elevenlabs import validate_video_request
+from reelscore.errors import ServiceError, UnsupportedError
+from reelscore.providers.base import GenerationRequest, ProviderConfig
 from reelscore.providers.secrets import load_api_key
-from reelscore.providers.tasks import MountseaTasks, TaskProvider
-from reelscore.providers.uploader import Uploader, make_uploader
+from reelscore.providers.tasks import HttpCall, TaskProvider, TaskState, TaskStatus, find_urls
+from reelscore.providers.video_request import validate_video_request
+
+
+def _s(v: Any) -> str | None:
+    return None if v is None or v == "" else str(v)
+
+
+class MountseaTasks:
+    """The mountsea-style proxy: ``POST /eleven/video-to-music`` -> ``{taskId}``;
+    ``GET /eleven/tasks?taskId=`` -> ``{taskId, status, result, errorMessage, errorCode, traceId}``.
+    """
+
+    service = "the mountsea proxy"
+    RUNNING = ("pending", "ready", "assigned", "processing", "queued", "running")
+    FAILED = ("failed", "cancelled", "canceled", "timeout", "error")
+
+    def submit_call(self, payload: dict[str, Any]) -> HttpCall:
+        return HttpCall("POST", "/eleven/video-to-music", json=payload)
+
+    def parse_submit(self, doc: Any) -> str:
+        tid = None
+        if isinstance(doc, Mapping):
+            tid = doc.get("taskId") or doc.get("task_id")
+            if tid is None and isinstance(doc.get("data"), Mapping):
+                tid = doc["data"].get("taskId") or doc["data"].get("task_id")
+        if not tid:
+            raise ServiceError(f"{self.service} accepted the request but returned no taskId",
+                               hint="the task may exist and be charged; check the proxy's console")
+        return str(tid)
+
+    def status_call(self, task_id: str) -> HttpCall:
+        return HttpCall("GET", "/eleven/tasks", params={"taskId": task_id})
+
+    def parse_status(self, task_id: str, doc: Any) -> TaskStatus:
+        if isinstance(doc, Mapping) and isinstance(doc.get("data"), Mapping) and "status" not in doc:
+            doc = doc["data"]
+        if not isinstance(doc, Mapping):
+            raise ServiceError(f"{self.service} answered a task status that is not an object")
+        raw = str(doc.get("status", "")).lower()
+        state: TaskState
+        if raw == "completed" or raw == "succeeded" or raw == "success":
+            state = "succeeded"
+        elif raw in self.FAILED:
+            state = "failed"
+        elif raw in ("pending", "queued"):
+            state = "pending"
+        else:
+            state = "running"
+        return TaskStatus(
+            task_id=str(doc.get("taskId") or task_id), state=state, raw_status=raw,
+            result_urls=find_urls(doc.get("result")) if state == "succeeded" else [],
+            error_code=_s(doc.get("errorCode")), error_message=_s(doc.get("errorMessage")),
+            trace_id=_s(doc.get("traceId")),
+        )
+
 
 
 class MountseaVideoToMusic(BaseModel):
@@ -64,33 +105,28 @@ class MountseaVideoToMusic(BaseModel):
 
 class MountseaProvider(TaskProvider):
     name = "mountsea"
-    default_base_url = ""
 
-    def __init__(self, config: ProviderConfig, *, uploader: Uploader | None = None,
-                 transport: httpx.BaseTransport | None = None,
+    def __init__(self, config: ProviderConfig, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(config, api=MountseaTasks(), uploader=uploader, transport=transport,
-                         sleep=sleep)
+        super().__init__(config, api=MountseaTasks(), transport=transport, sleep=sleep)
+        self._key_lock = threading.Lock()
         self._key: SecretStr | None = None
-        self.max_description = int(config.options.get("max_description",
-                                                       DEFAULT_MAX_DESCRIPTION))
-
-    def preflight(self) -> None:
-        self.auth_headers()
 
     def auth_headers(self) -> dict[str, str]:
-        if self._key is None:
-            cred = self.config.options.get("credentials_file")
-            self._key, _src = load_api_key(self.name, explicit=self.config.api_key,
-                                           credentials_file=Path(cred) if cred else None)
-            self.redactor.add(self._key.get_secret_value())
-        return {"Authorization": f"Bearer {self._key.get_secret_value()}"}
+        with self._key_lock:
+            if self._key is None:
+                self._key, _src = load_api_key(self.name, explicit=self.config.api_key,
+                                               credentials_file=self.options.credentials_file)
+                self.redactor.add(self._key.get_secret_value())
+            return {"Authorization": f"Bearer {self._key.get_secret_value()}"}
 
     def validate(self, request: GenerationRequest) -> list[str]:
         s = request.settings
-        for name, flag in (("add_sfx", "--add-sfx"), ("separate_tracks", "--separate-tracks"),
-                           ("use_audio_as_reference", "--use-audio-as-reference")):
-            if getattr(s, name):
+        for name, value, flag in (("add_sfx", s.add_sfx, "--add-sfx"),
+                                  ("separate_tracks", s.separate_tracks, "--separate-tracks"),
+                                  ("use_audio_as_reference", s.use_audio_as_reference,
+                                   "--use-audio-as-reference")):
+            if value:
                 raise UnsupportedError(
                     f"the mountsea proxy does not support {name} for video-to-music",
                     hint=f"drop {flag}, or use --provider elevenlabs")
@@ -99,7 +135,7 @@ class MountseaProvider(TaskProvider):
                                    "video-to-music", hint="drop --model, or use --provider "
                                    "elevenlabs")
         return validate_video_request(request, service="the mountsea proxy",
-                                      max_description=self.max_description)
+                                      max_description=self.options.max_description)
 
     def build_payload(self, urls: list[str], request: GenerationRequest) -> dict[str, Any]:
         s = request.settings
@@ -107,6 +143,3 @@ class MountseaProvider(TaskProvider):
             videoUrls=urls, description=s.description, tags=list(s.tags) or None,
             outputFormat=s.output_format, signWithC2pa=s.sign_with_c2pa)
         return body.wire()
-
-    def make_uploader(self, on_event: EventSink) -> Uploader:
-        return make_uploader(self.config, on_event=on_event, redactor=self.redactor)

@@ -2,9 +2,7 @@
 
 1. an explicit key (``ProviderConfig.api_key``, e.g. set by a host application);
 2. the environment: ``ELEVENLABS_API_KEY`` (the official SDK's variable) for ``elevenlabs``,
-   ``REELSCORE_MOUNTSEA_KEY`` for ``mountsea``, ``REELSCORE_BEATAPI_KEY`` for ``beatapi``;
-   S3 uploads use ``REELSCORE_S3_ACCESS_KEY_ID`` / ``REELSCORE_S3_SECRET_ACCESS_KEY``, falling back
-   to ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``;
+   ``REELSCORE_MOUNTSEA_KEY`` for ``mountsea``;
 3. a TOML credentials file readable only by its owner: ``$REELSCORE_CREDENTIALS`` or
    ``~/.config/reelscore/credentials.toml`` (``$XDG_CONFIG_HOME`` honoured)::
 
@@ -12,13 +10,13 @@
        api_key = "..."
        [mountsea]
        api_key = "..."
-       [s3]
-       access_key_id = "..."
-       secret_access_key = "..."
 
    A file that the group or others can read is refused (``chmod 600 <path>``);
 4. the OS keyring, if the optional ``keyring`` package is installed: service ``reelscore``,
    user name = the provider name (``keyring set reelscore elevenlabs``).
+
+S3 credentials for the clip uploader are not kept here: boto3's standard chain finds them
+(:mod:`reelscore.providers.uploader`).
 
 Keys are returned as pydantic ``SecretStr`` so they never print, log or serialise.
 """
@@ -44,7 +42,6 @@ KEYRING_SERVICE = "reelscore"
 ENV_VARS: dict[str, tuple[str, ...]] = {
     "elevenlabs": ("ELEVENLABS_API_KEY",),
     "mountsea": ("REELSCORE_MOUNTSEA_KEY", "MOUNTSEA_API_KEY"),
-    "beatapi": ("REELSCORE_BEATAPI_KEY", "BEATAPI_API_KEY"),
 }
 
 

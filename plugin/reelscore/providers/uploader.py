@@ -1,435 +1,227 @@
 """Temporary public hosting for clips, for services that take video URLs instead of uploads.
 
-:class:`Uploader` is the interface: ``upload(path) -> URL`` and ``cleanup()``.
+:class:`S3Uploader` puts each clip in an S3 bucket (AWS S3 or any S3-compatible store: MinIO,
+Cloudflare R2, Backblaze B2, Wasabi, ...) through boto3, hands the service a presigned ``GET`` URL
+that expires after ``expires_s``, and deletes every object of the request when it is done unless
+``keep`` is set. boto3 is an optional extra (``pip install 'reelscore[s3]'``): it brings the
+region handling, addressing styles, checksums and credential chain real buckets need.
 
-:class:`S3Uploader` works with any S3-compatible store (AWS S3, MinIO, Cloudflare R2, Backblaze
-B2, Wasabi, ...): one streamed ``PUT`` per clip, a presigned ``GET`` URL (AWS Signature V4, query
-auth) with a configurable expiry handed to the service, and ``DELETE`` of every object after the
-job unless ``keep`` is set. It signs requests itself (SigV4, ~80 lines, checked against botocore's
-signer in the tests) instead of depending on boto3: no 90 MB dependency for one PUT, GET-URL and
-DELETE; the upload goes through httpx like every other request (same timeouts, redaction, events)
-and streams from disk with flat memory. The payload is sent as ``UNSIGNED-PAYLOAD`` (allowed by S3
-and the compatible stores) so a clip is read once, not hashed first.
+Configuration is :class:`~reelscore.providers.options.UploaderConfig`. Credentials never are:
+boto3's standard chain finds them (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
+``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` with the shared config and credentials files, SSO,
+container and instance roles). The secret key and session token are added to the provider's
+redactor, and presigned signatures are redacted from every event.
 
-:class:`BeatApiFileUploader` hosts clips with BeatAPI's own ``POST /v1/files``.
+Each upload goes through the provider's :class:`~reelscore.providers.retry.Retrier` (boto3's own
+retries are turned off so each attempt is recorded once): connection failures and 5xx answers are
+retried with backoff; anything else stops with the bucket and the failed operation named.
 
-S3 options (``ProviderConfig.options["uploader"]``)::
-
-    {"type": "s3", "endpoint_url": "https://s3.eu-west-1.amazonaws.com", "bucket": "my-bucket",
-     "prefix": "reelscore/", "region": "eu-west-1", "expires_s": 3600, "keep": false,
-     "addressing_style": "path" | "virtual"}
-
-Credentials are never options: ``$REELSCORE_S3_ACCESS_KEY_ID`` / ``$REELSCORE_S3_SECRET_ACCESS_KEY``
-(else ``$AWS_ACCESS_KEY_ID`` / ``$AWS_SECRET_ACCESS_KEY``, ``$AWS_SESSION_TOKEN``), or ``[s3]
-access_key_id / secret_access_key`` in the credentials file (see :mod:`.secrets`).
+**Privacy:** anyone holding a presigned URL can fetch the clip until it expires.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import hmac
 import logging
 import secrets as _secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
+from typing import Any
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
-from reelscore.errors import AuthenticationError, InputError, ProviderError, ServiceError
-from reelscore.providers.base import EventSink, ProviderConfig
-from reelscore.providers.http import (
-    AttemptRecord,
-    Redactor,
-    Retrier,
-    RetryPolicy,
-    make_client,
-    parse_error_body,
-    transport_error_text,
-    url_for_log,
-    validate_base_url,
+from reelscore.errors import (
+    AuthenticationError,
+    InputError,
+    ReelscoreError,
+    ServiceError,
 )
-from reelscore.providers.secrets import find_secret
+from reelscore.providers.client import validate_base_url
+from reelscore.providers.options import UploaderConfig
+from reelscore.providers.redact import Emitter, Redactor, url_for_log
+from reelscore.providers.retry import Retrier, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-
-def _ignore(_name: str, _data: dict[str, Any]) -> None:
-    return None
-
-
-class Uploader(Protocol):
-    def upload(self, path: Path) -> str:
-        """Make *path* fetchable by the service; return its URL."""
-        ...
-
-    def cleanup(self) -> None:
-        """Remove everything uploaded for this job (unless configured to keep it)."""
-        ...
+S3_SERVER_ERROR = "s3_server_error"
+UPLOAD_FAILED = "upload_failed"
+_CREDENTIALS_HINT = (
+    "boto3 looks for credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE (the "
+    "shared ~/.aws/config and credentials files, SSO: `aws sso login`) and instance roles; "
+    "reelscore's own configuration never holds them")
 
 
-# ------------------------------------------------------------------------------------- SigV4
+def require_uploader(config: UploaderConfig | None) -> UploaderConfig:
+    """The configured uploader, or the error that says how to configure one."""
+    if config is None:
+        raise InputError(
+            "this provider needs public URLs for the clips: configure an uploader",
+            hint='set the provider option "uploader" (an [uploader] section: type = "s3", '
+            "bucket, endpoint_url, region, prefix, expires_s, keep; docs/providers.md); the "
+            "clips are then readable by anyone holding the presigned URL until it expires")
+    return config
 
 
-def _uri_encode(value: str, *, keep_slash: bool = False) -> str:
-    return quote(value, safe="-_.~/" if keep_slash else "-_.~")
-
-
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    k = hmac.new(("AWS4" + secret).encode(), date.encode(), hashlib.sha256).digest()
-    for part in (region, service, "aws4_request"):
-        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
-    return k
-
-
-def sigv4_signature(*, method: str, canonical_uri: str, query: Mapping[str, str],
-                    headers: Mapping[str, str], payload_hash: str, secret: str, region: str,
-                    amz_date: str, service: str = "s3") -> tuple[str, str]:
-    """(signature, signed header names) for AWS Signature V4."""
-    canon_query = "&".join(f"{_uri_encode(k)}={_uri_encode(v)}"
-                           for k, v in sorted(query.items()))
-    lower = {k.lower(): " ".join(str(v).strip().split()) for k, v in headers.items()}
-    names = sorted(lower)
-    canon_headers = "".join(f"{n}:{lower[n]}\n" for n in names)
-    signed = ";".join(names)
-    creq = "\n".join([method, canonical_uri, canon_query, canon_headers, signed, payload_hash])
-    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
-    sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
-                     hashlib.sha256(creq.encode()).hexdigest()])
-    sig = hmac.new(_signing_key(secret, amz_date[:8], region, service), sts.encode(),
-                   hashlib.sha256).hexdigest()
-    return sig, signed
-
-
-def _host_header(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    if parts.port and parts.port != default:
-        host += f":{parts.port}"
-    return host
-
-
-class S3Options(BaseModel):
-    """The documented shape of ``options["uploader"]`` for S3-compatible stores."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: str = "s3"
-    endpoint_url: str | None = None  # default: https://s3.<region>.amazonaws.com
-    bucket: str
-    prefix: str = "reelscore/"
-    region: str = "us-east-1"
-    expires_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
-    keep: bool = False
-    addressing_style: str | None = None  # "path" | "virtual"; default path for custom endpoints
-
-
-class S3Credentials(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    access_key_id: str
-    secret_access_key: SecretStr
-    session_token: SecretStr | None = None
-
-
-def load_s3_credentials(credentials_file: Path | None = None) -> S3Credentials:
-    ak = find_secret("s3", name="access_key_id", credentials_file=credentials_file,
-                     env_vars=("REELSCORE_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"))
-    sk = find_secret("s3", name="secret_access_key", credentials_file=credentials_file,
-                     env_vars=("REELSCORE_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"))
-    if ak is None or sk is None:
+def s3_client(config: UploaderConfig, *, redactor: Redactor, allow_insecure: bool = False
+              ) -> Any:
+    """A boto3 S3 client for *config* (a new session: boto3 sessions are not thread-safe)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise InputError("the S3 uploader needs boto3, which is not installed",
+                         hint="pip install 'reelscore[s3]'") from None
+    if config.endpoint_url is not None:
+        validate_base_url(config.endpoint_url, allow_insecure=allow_insecure,
+                          what="the uploader's endpoint_url")
+    session = boto3.session.Session()
+    creds = session.get_credentials()
+    if creds is None:
         raise AuthenticationError(
-            "no S3 credentials for the clip uploader",
-            hint="export REELSCORE_S3_ACCESS_KEY_ID and REELSCORE_S3_SECRET_ACCESS_KEY, or put "
-            "[s3] access_key_id / secret_access_key in the credentials file (chmod 600)")
-    tok = find_secret("s3", name="session_token", credentials_file=credentials_file,
-                      env_vars=("REELSCORE_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"))
-    return S3Credentials(access_key_id=ak[0].get_secret_value(), secret_access_key=sk[0],
-                         session_token=tok[0] if tok else None)
+            f"no AWS credentials found for the S3 uploader (bucket {config.bucket!r})",
+            hint=_CREDENTIALS_HINT)
+    frozen = creds.get_frozen_credentials()
+    redactor.add(frozen.secret_key)
+    redactor.add(frozen.token)
+    return session.client(
+        "s3", endpoint_url=config.endpoint_url, region_name=config.region,
+        config=Config(signature_version="s3v4", retries={"total_max_attempts": 1}))
+
+
+def _s3_error(exc: Exception, config: UploaderConfig, operation: str,
+              redactor: Redactor) -> ReelscoreError:
+    """A boto3/botocore failure as an error naming the bucket and the failed operation."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    where = f"bucket {config.bucket!r}" + (f" at {url_for_log(config.endpoint_url)}"
+                                           if config.endpoint_url else "")
+    if isinstance(exc, NoCredentialsError):
+        return AuthenticationError(f"no AWS credentials found for the S3 uploader ({where})",
+                                   hint=_CREDENTIALS_HINT)
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or status)
+        msg = redactor.text(str(err.get("Message") or ""))
+        text = f"S3 {operation} on {where} failed ({status} {code})" + (f": {msg}" if msg else "")
+        if status in (401, 403) or code in ("AccessDenied", "InvalidAccessKeyId",
+                                            "SignatureDoesNotMatch", "ExpiredToken"):
+            return AuthenticationError(
+                text, hint="check that the credentials may HeadBucket/PutObject/GetObject/"
+                "DeleteObject under the prefix; " + _CREDENTIALS_HINT, status_code=status)
+        if status == 404 or code in ("NoSuchBucket", "404"):
+            return InputError(text, hint="check the uploader's bucket, region and endpoint_url")
+        return ServiceError(text, hint="the store is having problems; try again later",
+                            status_code=status or None, retryable=status >= 500)
+    return ServiceError(f"S3 {operation} on {where} failed: {redactor.text(str(exc))}",
+                        hint="check the uploader's endpoint_url and the network", retryable=True)
+
+
+def check_uploader(config: UploaderConfig, *, redactor: Redactor,
+                   allow_insecure: bool = False) -> None:
+    """Preflight: credentials found and the bucket reachable (one ``HeadBucket``)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = s3_client(config, redactor=redactor, allow_insecure=allow_insecure)
+    try:
+        client.head_bucket(Bucket=config.bucket)
+    except (BotoCoreError, ClientError) as exc:
+        raise _s3_error(exc, config, "HeadBucket", redactor) from None
 
 
 class S3Uploader:
-    """Upload clips to an S3-compatible bucket and hand out presigned GET URLs."""
+    """Upload one request's clips and hand out presigned GET URLs; delete them afterwards."""
 
-    def __init__(self, options: S3Options, credentials: S3Credentials, config: ProviderConfig, *,
-                 on_event: EventSink = _ignore, redactor: Redactor | None = None,
-                 transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 now: Callable[[], _dt.datetime] | None = None) -> None:
-        self.opts = options
-        self.creds = credentials
+    def __init__(self, config: UploaderConfig, policy: RetryPolicy, emit: Emitter, *,
+                 request_id: str, allow_insecure: bool = False,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
-        endpoint = options.endpoint_url or f"https://s3.{options.region}.amazonaws.com"
-        self.endpoint = validate_base_url(endpoint, allow_insecure=config.allow_insecure,
-                                          what="the S3 endpoint_url")
-        self.style = options.addressing_style or ("virtual" if options.endpoint_url is None
-                                                  else "path")
-        if self.style not in ("path", "virtual"):
-            raise InputError(f"S3 addressing_style {self.style!r} is not 'path' or 'virtual'")
-        self.red = redactor or Redactor()
-        self.red.add(credentials.secret_access_key.get_secret_value())
-        if credentials.session_token is not None:
-            self.red.add(credentials.session_token.get_secret_value())
-        self.on_event = on_event
-        self._transport = transport
-        self._sleep = sleep
-        self._now = now or (lambda: _dt.datetime.now(_dt.timezone.utc))
+        self.policy = policy
+        self.emit = emit
+        self.request_id = request_id
+        self.allow_insecure = allow_insecure
+        self.sleep = sleep
         self.job_token = _secrets.token_hex(8)
         self.uploaded: list[str] = []
-        self.chunk_size = int(config.options.get("chunk_size", 1 << 20))
+        self._client: Any = None
 
-    # -- URLs ---------------------------------------------------------------------------------
-    def object_url(self, key: str) -> tuple[str, str]:
-        """(URL, canonical URI) of an object for the addressing style."""
-        parts = urlsplit(self.endpoint)
-        base_path = parts.path.rstrip("/")
-        ekey = _uri_encode(key, keep_slash=True)
-        if self.style == "virtual":
-            netloc = f"{self.opts.bucket}.{parts.netloc}"
-            uri = f"{base_path}/{ekey}"
-        else:
-            netloc = parts.netloc
-            uri = f"{base_path}/{_uri_encode(self.opts.bucket)}/{ekey}"
-        return f"{parts.scheme}://{netloc}{uri}", uri
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = s3_client(self.config, redactor=self.emit.redactor,
+                                     allow_insecure=self.allow_insecure)
+        return self._client
 
-    def _amz_date(self) -> str:
-        return self._now().astimezone(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-    def presign_get(self, key: str, *, expires_s: int | None = None,
-                    amz_date: str | None = None) -> str:
-        url, uri = self.object_url(key)
-        date = amz_date or self._amz_date()
-        scope = f"{date[:8]}/{self.opts.region}/s3/aws4_request"
-        query = {
-            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-            "X-Amz-Credential": f"{self.creds.access_key_id}/{scope}",
-            "X-Amz-Date": date,
-            "X-Amz-Expires": str(expires_s or self.opts.expires_s),
-            "X-Amz-SignedHeaders": "host",
-        }
-        if self.creds.session_token is not None:
-            query["X-Amz-Security-Token"] = self.creds.session_token.get_secret_value()
-        sig, _ = sigv4_signature(method="GET", canonical_uri=uri, query=query,
-                                 headers={"host": _host_header(url)},
-                                 payload_hash="UNSIGNED-PAYLOAD",
-                                 secret=self.creds.secret_access_key.get_secret_value(),
-                                 region=self.opts.region, amz_date=date)
-        qs = "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in query.items())
-        return f"{url}?{qs}&X-Amz-Signature={sig}"
-
-    def _signed_headers(self, method: str, key: str, extra: Mapping[str, str] | None = None
-                        ) -> tuple[str, dict[str, str]]:
-        url, uri = self.object_url(key)
-        date = self._amz_date()
-        headers = {"host": _host_header(url), "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
-                   "x-amz-date": date}
-        if self.creds.session_token is not None:
-            headers["x-amz-security-token"] = self.creds.session_token.get_secret_value()
-        headers.update({k.lower(): v for k, v in (extra or {}).items()})
-        sig, signed = sigv4_signature(method=method, canonical_uri=uri, query={},
-                                      headers=headers, payload_hash="UNSIGNED-PAYLOAD",
-                                      secret=self.creds.secret_access_key.get_secret_value(),
-                                      region=self.opts.region, amz_date=date)
-        scope = f"{date[:8]}/{self.opts.region}/s3/aws4_request"
-        headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={self.creds.access_key_id}/"
-                                    f"{scope}, SignedHeaders={signed}, Signature={sig}")
-        headers.pop("host")
-        return url, headers
-
-    # -- operations ---------------------------------------------------------------------------
     def _key_for(self, path: Path) -> str:
         n = len(self.uploaded) + 1
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in path.name)[:100]
-        return f"{self.opts.prefix}{self.job_token}/{n:02d}_{safe}"
+        return f"{self.config.prefix}{self.job_token}/{n:02d}_{safe}"
+
+    def _object_url(self, key: str) -> str:
+        base = self.config.endpoint_url or "https://s3.amazonaws.com"
+        return f"{base.rstrip('/')}/{self.config.bucket}/{key}"
 
     def upload(self, path: Path) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        client = self.client
         key = self._key_for(path)
         size = path.stat().st_size
-        retrier = Retrier(RetryPolicy.from_config(self.config), sleep=self._sleep)
-        attempt = 0
-        with make_client(self.config, transport=self._transport) as client:
-            while True:
-                attempt += 1
-                url, headers = self._signed_headers(
-                    "PUT", key, {"content-type": "video/mp4", "content-length": str(size)})
-                rec = AttemptRecord(provider="s3", request_id=key, attempt=attempt,
-                                    method="PUT", url=url, purpose="upload_clip",
-                                    request_bytes_total=size)
-                try:
-                    resp = client.put(url, content=self._file_iter(path, size), headers=headers)
-                except httpx.TransportError as exc:
-                    rec.finish()
-                    rec.error = self.red.text(transport_error_text(exc))
-                    d = retrier.decide("upload_failed")
-                    if d.retry:
-                        rec.retry, rec.retry_delay_s = "retry", d.delay_s
-                        self._emit("attempt", rec.event(self.red))
-                        self._sleep(d.delay_s)
-                        continue
-                    self._emit("attempt", rec.event(self.red))
-                    raise ServiceError(
-                        f"cannot upload {path.name} to the S3 endpoint "
-                        f"{url_for_log(self.endpoint)} ({rec.error}; {attempt} attempts)",
-                        hint="check the uploader's endpoint_url and the network") from None
-                rec.headers_received()
+        retrier = Retrier(self.policy, self.emit, provider="s3", request_id=key,
+                          sleep=self.sleep)
+        while True:
+            rec = retrier.attempt(method="PUT", url=self._object_url(key), purpose="upload_clip",
+                                  request_bytes_total=size)
+            try:
+                with open(path, "rb") as fh:
+                    answer = client.put_object(Bucket=self.config.bucket, Key=key, Body=fh,
+                                               ContentLength=size, ContentType="video/mp4")
+            except (BotoCoreError, ClientError) as exc:
                 rec.finish()
-                rec.status, rec.request_bytes, rec.body_sent = resp.status_code, size, True
-                rec.response_bytes = len(resp.content)
-                if resp.status_code in (500, 502, 503, 504) and attempt <= 1 + retrier.policy.max_retries:
-                    d = retrier.decide("s3_server_error")
-                    if d.retry:
-                        rec.retry, rec.retry_delay_s = "retry", d.delay_s
-                        self._emit("attempt", rec.event(self.red))
-                        self._sleep(d.delay_s)
-                        continue
-                self._emit("attempt", rec.event(self.red))
-                if resp.status_code not in (200, 201, 204):
-                    raise self._s3_error(resp, f"uploading {path.name}")
-                break
+                rec.error = self.emit.redactor.text(str(exc))
+                status = (int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+                          if isinstance(exc, ClientError) else None)
+                rec.status = status
+                reason = (None if isinstance(exc, NoCredentialsError)
+                          else S3_SERVER_ERROR if status is not None and status >= 500
+                          else UPLOAD_FAILED if status is None else None)
+                if retrier.again(rec, reason):
+                    continue
+                retrier.report(rec)
+                raise _s3_error(exc, self.config, f"PutObject of {path.name}",
+                                self.emit.redactor) from None
+            rec.headers_received()
+            rec.status = int(answer.get("ResponseMetadata", {}).get("HTTPStatusCode") or 200)
+            rec.request_bytes, rec.body_sent = size, True
+            retrier.report(rec)
+            break
         self.uploaded.append(key)
-        url = self.presign_get(key)
-        self._emit("upload", {"store": "s3", "key": key, "bytes": size,
-                              "url": url_for_log(url, self.red),
-                              "expires_s": self.opts.expires_s})
+        url: str = client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.config.bucket, "Key": key},
+            ExpiresIn=self.config.expires_s)
+        self.emit("upload", {"store": "s3", "key": key, "bytes": size,
+                             "url": url_for_log(url, self.emit.redactor),
+                             "expires_s": self.config.expires_s})
         return url
 
-    def _file_iter(self, path: Path, size: int) -> Iterator[bytes]:
-        with open(path, "rb") as fh:
-            remaining = size
-            while remaining > 0:
-                chunk = fh.read(min(self.chunk_size, remaining))
-                if not chunk:
-                    raise InputError(f"{path} shrank while it was being uploaded")
-                remaining -= len(chunk)
-                yield chunk
-
-    def _s3_error(self, resp: httpx.Response, what: str) -> ProviderError:
-        text = resp.text[:2000]
-        code = _xml_tag(text, "Code") or parse_error_body(resp.status_code, resp.content).code
-        msg = _xml_tag(text, "Message") or ""
-        err_cls: type[ProviderError] = (AuthenticationError if resp.status_code in (401, 403)
-                                        else ServiceError)
-        return err_cls(
-            f"the S3 store refused {what} ({resp.status_code} {code or ''}): "
-            f"{self.red.text(msg)}".rstrip(": "),
-            hint="check the bucket name, region, endpoint_url and that the credentials may "
-            "PutObject/GetObject/DeleteObject under the prefix", status_code=resp.status_code)
-
     def cleanup(self) -> None:
-        if self.opts.keep:
-            self._emit("upload_cleanup", {"store": "s3", "kept": len(self.uploaded),
-                                          "deleted": 0, "failed": []})
+        """Delete this request's objects (unless ``keep``); failures are reported, not raised."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self.config.keep or not self.uploaded:
+            self.emit("upload_cleanup", {"store": "s3", "kept": len(self.uploaded),
+                                         "deleted": 0, "failed": []})
             return
         failed: list[str] = []
         deleted = 0
-        with make_client(self.config, transport=self._transport) as client:
-            for key in list(self.uploaded):
-                url, headers = self._signed_headers("DELETE", key)
-                try:
-                    resp = client.delete(url, headers=headers)
-                    ok = resp.status_code in (200, 202, 204, 404)
-                except httpx.TransportError:
-                    ok = False
-                if ok:
-                    deleted += 1
-                    self.uploaded.remove(key)
-                else:
-                    failed.append(key)
-        self._emit("upload_cleanup", {"store": "s3", "kept": 0, "deleted": deleted,
-                                      "failed": failed})
+        for key in list(self.uploaded):
+            try:
+                self.client.delete_object(Bucket=self.config.bucket, Key=key)
+            except (BotoCoreError, ClientError):
+                failed.append(key)
+                continue
+            deleted += 1
+            self.uploaded.remove(key)
+        self.emit("upload_cleanup", {"store": "s3", "kept": 0, "deleted": deleted,
+                                     "failed": failed})
         if failed:
-            log.warning("could not delete %d uploaded clip(s) from the bucket: %s",
-                        len(failed), ", ".join(failed))
-
-    def _emit(self, name: str, data: dict[str, Any]) -> None:
-        safe = self.red.obj(data)
-        log.debug("%s %s", name, safe)
-        self.on_event(name, safe)
-
-
-def _xml_tag(text: str, tag: str) -> str | None:
-    start = text.find(f"<{tag}>")
-    end = text.find(f"</{tag}>")
-    if start < 0 or end < start:
-        return None
-    return text[start + len(tag) + 2:end]
-
-
-# ---------------------------------------------------------------------------------- BeatAPI files
-
-
-class BeatApiFileUploader:
-    """Host clips with BeatAPI's ``POST /v1/files`` (multipart ``file``) -> ``data.url``."""
-
-    def __init__(self, client: httpx.Client, base_url: str, *, on_event: EventSink = _ignore,
-                 redactor: Redactor | None = None) -> None:
-        self.client = client
-        self.base_url = base_url.rstrip("/")
-        self.on_event = on_event
-        self.red = redactor or Redactor()
-        self.uploaded: list[str] = []
-
-    def upload(self, path: Path) -> str:
-        from reelscore.providers.elevenlabs import MultipartBody
-
-        body = MultipartBody([("purpose", "input")], [("file", path, path.name, "video/mp4")])
-        rec = AttemptRecord(provider="beatapi-files", request_id=path.name, attempt=1,
-                            method="POST", url=self.base_url + "/v1/files",
-                            purpose="upload_clip", request_bytes_total=body.length)
-        try:
-            resp = self.client.post(rec.url, content=body, headers={
-                "Content-Type": body.content_type, "Content-Length": str(body.length)})
-        except httpx.TransportError as exc:
-            rec.finish()
-            rec.error = self.red.text(transport_error_text(exc))
-            self.on_event("attempt", rec.event(self.red))
-            raise ServiceError(f"cannot upload {path.name} to BeatAPI ({rec.error})") from None
-        rec.finish()
-        rec.status, rec.request_bytes, rec.body_sent = resp.status_code, body.sent, body.done
-        self.on_event("attempt", rec.event(self.red))
-        data = resp.json().get("data") if resp.status_code in (200, 201) else None
-        if not isinstance(data, dict) or not data.get("url"):
-            info = parse_error_body(resp.status_code, resp.content)
-            raise ServiceError(f"BeatAPI refused the upload of {path.name} "
-                               f"({resp.status_code}): {self.red.text(info.summary())}")
-        self.uploaded.append(str(data.get("id")))
-        self.on_event("upload", {"store": "beatapi", "key": data.get("id"),
-                                 "bytes": data.get("size_bytes"),
-                                 "url": url_for_log(data["url"], self.red)})
-        return str(data["url"])
-
-    def cleanup(self) -> None:
-        # BeatAPI files are long-lived inputs; deleting is not part of the documented contract.
-        self.on_event("upload_cleanup", {"store": "beatapi", "kept": len(self.uploaded),
-                                         "deleted": 0, "failed": []})
-
-
-def make_uploader(config: ProviderConfig, *, on_event: EventSink = _ignore,
-                  redactor: Redactor | None = None,
-                  transport: httpx.BaseTransport | None = None) -> Uploader:
-    """The uploader described by ``config.options["uploader"]``."""
-    raw = config.options.get("uploader")
-    if not isinstance(raw, Mapping):
-        raise InputError(
-            "this provider needs public URLs for the clips: configure an uploader",
-            hint='set options["uploader"] = {"type": "s3", "bucket": ..., "endpoint_url": ...} '
-            "(see docs/providers.md); the clips are then readable by anyone holding the "
-            "presigned URL until it expires")
-    kind = raw.get("type", "s3")
-    if kind != "s3":
-        raise InputError(f"unknown uploader type {kind!r}", hint="use \"s3\"")
-    try:
-        opts = S3Options.model_validate(dict(raw))
-    except Exception as exc:  # pydantic.ValidationError
-        raise InputError(f"invalid uploader options: {exc}") from None
-    cred = config.options.get("credentials_file")
-    creds = load_s3_credentials(Path(cred) if cred else None)
-    return S3Uploader(opts, creds, config, on_event=on_event, redactor=redactor,
-                      transport=transport)
+            log.warning("could not delete %d uploaded clip(s) from bucket %r: %s",
+                        len(failed), self.config.bucket, ", ".join(failed))
