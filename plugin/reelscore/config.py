@@ -10,8 +10,10 @@ Layers, lowest first (a later layer wins key by key)::
     < the front end's own values         (flags, hook arguments, dialog fields)
 
 A file holds the site settings (:class:`SiteSettings`, the same names as the flags), provider
-options (``[provider.elevenlabs]``, ``[provider.mountsea]``) and the clip uploader of the proxy
-route (``[uploader]``); ``[profile.NAME]`` tables hold any of those again. Per-edit values
+options (``[provider.elevenlabs]``, ``[provider.mountsea]``; with them the provider to use is
+``name`` in ``[provider]``, since TOML cannot hold both ``provider = "x"`` and ``[provider.x]``)
+and the clip uploader of the proxy route (``[uploader]``); ``[profile.NAME]`` tables hold any of
+those again. Per-edit values
 (range, rate, reference movie, job folder, --resubmit) are flags only.
 
 Every key is checked (pydantic, ``extra="forbid"``): an unknown key or a bad value is one
@@ -223,6 +225,8 @@ def _allowed_at(loc: tuple[Any, ...]) -> list[str]:
     names = list(model.model_fields)
     if model in (ConfigFileModel, ProfileTable):
         names = [n for n in names if n != "provider_options"] + ["[provider.NAME]"]
+    if model is ProviderSections:
+        names = ["name", *names]
     return names
 
 
@@ -234,11 +238,16 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 
 def _split_provider(table: dict[str, Any]) -> dict[str, Any]:
-    """``provider`` is a name (``provider = "mountsea"``) or options (``[provider.mountsea]``)."""
+    """``provider = "NAME"``, or a ``[provider]`` table: ``name = "NAME"`` beside the option
+    tables ``[provider.elevenlabs]``/``[provider.mountsea]`` (TOML allows only one of the two)."""
     out = dict(table)
     provider = out.get("provider")
     if isinstance(provider, Mapping):
-        out["provider_options"] = out.pop("provider")
+        options = dict(provider)
+        out.pop("provider")
+        if "name" in options:
+            out["provider"] = options.pop("name")
+        out["provider_options"] = options
     return out
 
 
