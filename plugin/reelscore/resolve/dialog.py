@@ -198,14 +198,27 @@ Runner = Callable[[ResolveSession, DialogValues, DialogProgress], list[str]]
 
 
 def built_settings(values: DialogValues, config: EffectiveConfig | None = None) -> BuiltSettings:
-    """The run's settings: the configuration, then what the dialog shows."""
+    """The run's settings: the configuration, then the fields the user changed from the values
+    the dialog opened with (which are the configuration's), so an untouched field never hides a
+    profile's or file's finer setting."""
     from reelscore.settings import build_settings, front_end_values
 
-    front = front_end_values(
-        "dialog", scenes=values.scenes, description=values.description or None,
-        tags=list(values.tags), provider=values.provider, base_url=values.base_url or None,
-        loudness=values.loudness, target_lufs=values.target_lufs, markers=values.markers)
-    return build_settings(config or load_config(), front, origin="dialog")
+    config = config or load_config()
+    start = dialog_defaults(config)
+    changed = {name: getattr(values, name) for name in _SETTING_FIELDS
+               if getattr(values, name) != getattr(start, name)}
+    if "tags" in changed:
+        changed["tags"] = list(values.tags)
+    if "description" in changed:
+        changed["description"] = values.description or None
+    if changed.get("base_url") == "":
+        changed["base_url"] = None
+    return build_settings(config, front_end_values("dialog", **changed), origin="dialog",
+                          default_provider="local")
+
+
+_SETTING_FIELDS = ("scenes", "description", "tags", "provider", "target_lufs", "markers",
+                   "base_url", "loudness")
 
 
 def default_runner(session: ResolveSession, values: DialogValues, progress: DialogProgress) -> list[str]:
