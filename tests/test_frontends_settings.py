@@ -23,10 +23,18 @@ import pytest
 from typer.testing import CliRunner
 
 from reelscore.resolve.connect import connect
-from tests.contract_fixtures import TEST_KEY, assert_no_secret_in_dir, contract  # noqa: F401
+from tests.contract_fixtures import (
+    TEST_KEY,
+    assert_no_secret_in_dir,
+    contract,
+    s3_bucket,
+    s3_server,
+)
 from tests.contract_server import V2M, ContractServer
 from tests.edits import build_timeline
 from tests.fake_resolve import StubBmd, StubFusion, build_cut
+
+__all__ = ["contract", "s3_bucket", "s3_server"]  # fixtures
 
 # The configuration every front end reads: a profile holds the house loudness spec.
 BASE_CONFIG = """\
@@ -107,7 +115,7 @@ def base_config(tmp_path: Path) -> Path:
     return path
 
 
-def test_reelscore_score(tmp_path, edit, base_config, contract):  # noqa: F811
+def test_reelscore_score(tmp_path, edit, base_config, contract):
     out = tmp_path / "scored.otio"
     env = {**os.environ, "ELEVENLABS_API_KEY": TEST_KEY, "XDG_CONFIG_HOME": str(tmp_path / "x")}
     env.pop("REELSCORE_CONFIG", None)
@@ -123,7 +131,7 @@ def test_reelscore_score(tmp_path, edit, base_config, contract):  # noqa: F811
     assert_no_secret_in_dir(tmp_path)
 
 
-def test_otio_hook(tmp_path, edit, base_config, contract, monkeypatch):  # noqa: F811
+def test_otio_hook(tmp_path, edit, base_config, contract, monkeypatch):
     monkeypatch.setenv("ELEVENLABS_API_KEY", TEST_KEY)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "x"))
     monkeypatch.chdir(tmp_path)
@@ -168,7 +176,7 @@ def test_hook_builds_provider_options_and_connection(tmp_path, base_config, monk
     assert run.built.sources["track_name"] == str(base_config)
 
 
-def test_reelscore_resolve_score(tmp_path, media_dir, base_config, contract, monkeypatch):  # noqa: F811
+def test_reelscore_resolve_score(tmp_path, media_dir, base_config, contract, monkeypatch):
     from reelscore.cli import app
 
     monkeypatch.setenv("ELEVENLABS_API_KEY", TEST_KEY)
@@ -185,7 +193,7 @@ def test_reelscore_resolve_score(tmp_path, media_dir, base_config, contract, mon
     assert json.loads(result.stdout[result.stdout.index("{"):])["track_name"] == "Walk Score"
 
 
-def test_resolve_dialog(tmp_path, media_dir, base_config, contract, monkeypatch):  # noqa: F811
+def test_resolve_dialog(tmp_path, media_dir, base_config, contract, monkeypatch):
     from reelscore.resolve.dialog import run_in_resolve
 
     config = tmp_path / "dialog.toml"
@@ -227,3 +235,96 @@ def test_resolve_dialog(tmp_path, media_dir, base_config, contract, monkeypatch)
     assert opened["loudness"] == ("ebu-r128", -23)  # the dialog opens at the configuration's spec
     [manifest] = (tmp_path / "reelscore" / "resolve").rglob("manifest.json")
     _check(json.loads(manifest.read_text()), contract)
+
+
+# ------------------------------------------------------------- the proxy route from the front ends
+
+
+@pytest.fixture
+def proxy_env(monkeypatch) -> dict[str, str]:
+    from tests.contract_fixtures import MOUNTSEA_KEY, S3_ACCESS, S3_SECRET
+
+    env = {"REELSCORE_MOUNTSEA_KEY": MOUNTSEA_KEY, "REELSCORE_NO_KEYRING": "1",
+           # both spellings: the standard AWS chain and reelscore's own variables
+           "AWS_ACCESS_KEY_ID": S3_ACCESS, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+           "REELSCORE_S3_ACCESS_KEY_ID": S3_ACCESS, "REELSCORE_S3_SECRET_ACCESS_KEY": S3_SECRET}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def _proxy_config(tmp_path: Path, s3_server: str, bucket: str) -> Path:
+    path = tmp_path / "proxy.toml"
+    path.write_text(f"""\
+[provider]
+name = "mountsea"
+[provider.mountsea]
+poll_interval_s = 0.05
+deadline_s = 60.0
+[uploader]
+type = "s3"
+bucket = "{bucket}"
+endpoint_url = "{s3_server}"
+region = "us-east-1"
+prefix = "walk/"
+expires_s = 600
+""")
+    return path
+
+
+def test_cli_scores_through_the_proxy_with_an_s3_bucket(tmp_path, edit, contract, s3_server,
+                                                        s3_bucket, proxy_env):
+    from tests.contract_fixtures import s3_keys
+
+    config = _proxy_config(tmp_path, s3_server, s3_bucket)
+    env = {**os.environ, **proxy_env, "XDG_CONFIG_HOME": str(tmp_path / "x")}
+    env.pop("REELSCORE_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-m", "reelscore", "score", str(edit), "-o",
+                           str(tmp_path / "scored.otio"), "--config", str(config), "--base-url",
+                           contract.url, "--description", DESCRIPTION, "--json"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    [submit] = contract.state.requests_to("/eleven/video-to-music")
+    assert submit.json["description"] == DESCRIPTION
+    assert all("/walk/" in url for url in submit.json["videoUrls"])
+    assert s3_keys(s3_server, s3_bucket) == []  # the clips are gone after the job
+    assert_no_secret_in_dir(tmp_path)
+
+
+def test_hook_scores_through_the_proxy_with_uploader_arguments(tmp_path, edit, contract,
+                                                               s3_server, s3_bucket, proxy_env,
+                                                               monkeypatch):
+    from tests.contract_fixtures import s3_keys
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "x"))
+    monkeypatch.chdir(tmp_path)
+    tl = otio.adapters.read_from_file(str(edit))
+    otio.adapters.write_to_file(tl, str(tmp_path / "scored.otio"), hook_function_argument_map={
+        "reelscore.provider": "mountsea", "reelscore.base_url": contract.url,
+        "reelscore.provider.mountsea.poll_interval_s": "0.05",
+        "reelscore.uploader.bucket": s3_bucket, "reelscore.uploader.endpoint_url": s3_server,
+        "reelscore.uploader.prefix": "hook/", "reelscore.source": str(edit)})
+    [submit] = contract.state.requests_to("/eleven/video-to-music")
+    assert all("/hook/" in url for url in submit.json["videoUrls"])
+    assert s3_keys(s3_server, s3_bucket) == []
+
+
+def test_a_misconfigured_proxy_stops_before_any_render(tmp_path, edit, proxy_env):
+    env = {**os.environ, **proxy_env, "XDG_CONFIG_HOME": str(tmp_path / "x")}
+    env.pop("REELSCORE_CONFIG", None)
+    out = tmp_path / "scored.otio"
+    proc = subprocess.run([sys.executable, "-m", "reelscore", "score", str(edit), "-o", str(out),
+                           "--provider", "mountsea", "--base-url", "https://proxy.example"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 2 and "needs an uploader" in proc.stderr
+    assert not out.exists() and not (tmp_path / "scored.otio.reelscore").exists()
+
+
+def test_no_front_end_imports_another():
+    script = ("import sys\nimport reelscore.resolve.cli, reelscore.resolve.dialog, reelscore.hook\n"
+              "print(sorted(m for m in ('reelscore.cli', 'reelscore.demo') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert proc.stdout.strip() == "[]"

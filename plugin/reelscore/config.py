@@ -161,6 +161,10 @@ class EffectiveConfig:
         """Each key set by a file or profile -> where its value came from (others: "default")."""
         return merge_layers(self.layers)[1]
 
+    def source(self, key: str) -> str:
+        """Where *key* (dotted, e.g. ``uploader.bucket``) got its value: a file, or "default"."""
+        return self.sources.get(key, "default")
+
     def values(self) -> dict[str, Any]:
         return merge_layers(self.layers)[0]
 

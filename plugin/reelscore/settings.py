@@ -145,7 +145,12 @@ def _input_error(exc: ValidationError, name_of: Callable[[str], str]) -> InputEr
     first = exc.errors()[0]
     key = ".".join(str(p) for p in first["loc"])
     expected = (first.get("ctx") or {}).get("expected")
-    hint = f"use {str(expected).replace(chr(39), '')}" if expected else "see reelscore score --help"
+    if expected:
+        hint = f"use {str(expected).replace(chr(39), '')}"
+    elif first["type"].startswith("bool"):
+        hint = "use true or false"
+    else:
+        hint = "see README Usage and Configuration for the accepted values"
     return InputError(f"{name_of(key)} {first.get('input')!r}: {first['msg']}", hint=hint)
 
 
