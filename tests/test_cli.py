@@ -85,3 +85,17 @@ def test_errors_are_one_actionable_message(tmp_path, cut, samples_dir, args, cod
 def test_debug_shows_the_traceback(tmp_path):
     proc = cli("score", "missing.otio", "-o", "x.otio", "--debug", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_other_libraries_log_only_with_debug(debug):
+    """Adapters log through the root logger (the AAF adapter's Fraction(0,0) lines): those show
+    with --debug only; reelscore's own warnings always."""
+    script = ("import logging\nfrom reelscore.console import configure_logging\n"
+              f"configure_logging({debug})\n"
+              "logging.warning('adapter says Fraction(0,0)')\n"
+              "logging.getLogger('reelscore.render').warning('our own warning')\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert "our own warning" in proc.stderr
+    assert ("Fraction(0,0)" in proc.stderr) is debug

@@ -30,8 +30,9 @@ from reelscore.resolve.install import (
 )
 from tests.fake_resolve import FakeResolve, StubBmd, StubDispatcher, StubFusion, StubUIManager
 
-FIELDS = {"ReelscoreWindow", "Header", "Scenes", "Description", "Tags", "Provider", "Loudness", "Range", "Render",
-          "Markers", "Status", "Log", "Score", "Close"}
+FIELDS = {"ReelscoreWindow", "Header", "Scenes", "Description", "Tags", "Provider", "BaseUrl",
+          "LoudnessPreset", "Loudness", "Range", "Render", "Markers", "Status", "Log", "Score",
+          "Close"}
 
 
 def _session() -> Any:

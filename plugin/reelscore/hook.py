@@ -26,23 +26,33 @@ import functools
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import opentimelineio as otio
+from opentimelineio.core import SerializableObject
 
 from reelscore.errors import InputError, ReelscoreError
+from reelscore.settings import BuiltSettings
+
+if TYPE_CHECKING:
+    from reelscore.timeline import MediaResolver
 
 log = logging.getLogger(__name__)
 
 PREFIX = "reelscore."
 
-# Hook argument keys (without the "reelscore." prefix) and what they mean.
+# Hook argument keys (without the "reelscore." prefix) and what they mean. Every key of the
+# configuration file (reelscore.config) is also a hook key; see README "Configuration".
 HOOK_KEYS: dict[str, str] = {
-    "provider": "local (default), elevenlabs or mountsea",
+    "config": "configuration file over ./reelscore.toml and ~/.config/reelscore/config.toml",
+    "profile": "use [profile.NAME] of the configuration",
+    "provider": "local (the hook's default), elevenlabs, mountsea or auto",
     "work_dir": "job folder (default: OUTPUT.reelscore beside the written file)",
     "source": "path of the edit being converted (relative media paths; the manifest)",
     "rate": "frame rate of the timeline, e.g. 25 or 30000/1001 (default: from the timeline)",
+    "timecode": "df | ndf: drop-frame or not for timecodes (default: the timeline's own)",
     "scenes": "cuts | markers | clips",
     "scene_track": "video track for scenes=clips (1 = V1)",
     "min_scene": "merge scenes shorter than this many seconds (default 2)",
@@ -50,20 +60,54 @@ HOOK_KEYS: dict[str, str] = {
     "range_in": "record timecode to start scoring at",
     "range_out": "record timecode to stop scoring at (exclusive)",
     "media_root": "folder(s) to relink media from by file name (list, or os.pathsep-separated)",
+    "allow_remote_media": "true: download media the edit names by http(s) URL",
     "description": "what the music should be",
     "tags": "style tags (list, or comma-separated)",
     "model": "the service's model id",
     "output_format": "the service's output format",
-    "seed": "generation seed",
-    "target_lufs": "integrated loudness target (default -14)",
-    "true_peak": "true-peak ceiling in dBTP (default -1)",
+    "seed": "seed of the local engine (not sent to a service)",
+    "sign_c2pa": "true: ask for a C2PA-signed MP3",
+    "add_sfx": "true: ask for sound effects",
+    "separate_tracks": "true: music and SFX as separate stems",
+    "use_audio_as_reference": "true: let the service hear the clips' own audio",
+    "loudness": "streaming (-14/-1, default) | ebu-r128 (-23/-1) | atsc-a85 (-24/-2)",
+    "target_lufs": "integrated loudness target (wins over loudness)",
+    "true_peak": "true-peak ceiling in dBTP (wins over loudness)",
     "track_name": "name of the new audio track (default Score)",
     "markers": "true: one marker per scene on the score clip",
     "base_url": "service host",
+    "connect_timeout": "seconds to connect (default 10)",
+    "read_timeout": "seconds to wait for the music (default 900)",
+    "max_retries": "retries of a request the service cannot have started (default 4)",
     "allow_insecure": "true: allow plain http to a non-loopback host",
     "resubmit": "true: resend a request that may already have been charged",
     "workers": "parallel renders",
+    "concurrency": "requests in flight at the service at once (default 2)",
+    "provider.elevenlabs.enable_logging": "false: ElevenLabs zero-retention mode",
+    "provider.elevenlabs.max_description": "description length cap",
+    "provider.mountsea.poll_interval_s": "seconds between task polls",
+    "provider.mountsea.deadline_s": "overall wait for a task (seconds)",
+    "provider.mountsea.max_description": "description length cap",
+    "uploader.type": "s3 (the only type)",
+    "uploader.bucket": "bucket for the proxy route's temporary clips",
+    "uploader.endpoint_url": "S3-compatible endpoint (default: AWS)",
+    "uploader.region": "bucket region",
+    "uploader.prefix": "key prefix of the uploads",
+    "uploader.expires_s": "lifetime of the presigned URLs (seconds)",
+    "uploader.keep": "true: keep the uploaded clips after the job",
+    "uploader.addressing_style": "path | virtual",
 }
+_LISTS = {"tags": ",", "media_root": os.pathsep}
+_RUN_ONLY = ("config", "profile", "work_dir", "source", "range")
+
+
+@dataclass(frozen=True)
+class HookRun:
+    """What the hook arguments say beyond the settings: where the job goes, what was converted."""
+
+    built: BuiltSettings
+    work_dir: Path | None
+    source: Path | None
 
 
 def _to_otio_error(exc: ReelscoreError) -> otio.exceptions.OTIOError:
@@ -82,24 +126,6 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = _text(value).lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise InputError(f"reelscore.{key}={value!r} is not true or false", hint="use true or false")
-
-
-def _number(key: str, value: Any, kind: type = float) -> Any:
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise InputError(f"reelscore.{key}={value!r} is not a number") from None
-
-
 def _list(value: Any, sep: str) -> list[str]:
     if isinstance(value, list | tuple):
         return [_text(v) for v in value if _text(v)]
@@ -114,10 +140,11 @@ def _list(value: Any, sep: str) -> list[str]:
     return [p.strip() for p in text.split(sep) if p.strip()]
 
 
-def settings_from_args(args: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """(ScoreSettings, run options) from the ``reelscore.*`` hook arguments (prefix removed)."""
-    from reelscore.providers import PROVIDER_NAMES, GenerationSettings
-    from reelscore.settings import ScoreSettings
+def settings_from_args(args: Mapping[str, Any]) -> HookRun:
+    """Settings and run options from the ``reelscore.*`` hook arguments (prefix removed),
+    over the configuration files (``reelscore.config`` / ``reelscore.profile`` choose them)."""
+    from reelscore.config import load_config
+    from reelscore.settings import build_settings, front_end_values
 
     unknown = sorted(set(args) - set(HOOK_KEYS))
     if unknown:
@@ -125,78 +152,34 @@ def settings_from_args(args: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
             f"unknown hook argument(s): {', '.join(PREFIX + k for k in unknown)}",
             hint="known: " + ", ".join(PREFIX + k for k in HOOK_KEYS),
         )
-    provider = _text(args.get("provider", "local")) or "local"
-    if provider not in PROVIDER_NAMES:
-        raise InputError(f"reelscore.provider={provider!r} is not a provider",
-                         hint=f"use one of: {', '.join(PROVIDER_NAMES)}")
-    range_in = _text(args["range_in"]) if "range_in" in args else None
-    range_out = _text(args["range_out"]) if "range_out" in args else None
+    given: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in args.items():
+        if key in _RUN_ONLY:
+            continue
+        if key in _LISTS:
+            value = _list(value, _LISTS[key])
+        if key.startswith("provider."):
+            _, name, option = key.split(".")
+            sections.setdefault("provider_options", {}).setdefault(name, {})[option] = value
+        elif key.startswith("uploader."):
+            sections.setdefault("uploader", {})[key.split(".", 1)[1]] = value
+        else:
+            given["media_roots" if key == "media_root" else key] = value
     if "range" in args:
-        parts = _list(args["range"], " ") if not isinstance(args["range"], str) else args["range"].split()
+        raw = args["range"]
+        parts = raw.split() if isinstance(raw, str) else _list(raw, " ")
         if len(parts) != 2:
-            raise InputError(f"reelscore.range={args['range']!r} needs two timecodes",
+            raise InputError(f"reelscore.range={raw!r} needs two timecodes",
                              hint="e.g. -H 'reelscore.range=01:00:00:00 01:00:30:00'")
-        range_in, range_out = parts
-    scenes = _text(args.get("scenes", "cuts"))
-    if scenes not in ("cuts", "markers", "clips"):
-        raise InputError(f"reelscore.scenes={scenes!r} is not a policy", hint="use cuts, markers or clips")
-    gen: dict[str, Any] = {}
-    if "description" in args:
-        gen["description"] = _text(args["description"])
-    if "tags" in args:
-        gen["tags"] = tuple(_list(args["tags"], ","))
-    if "model" in args:
-        gen["model_id"] = _text(args["model"])
-    if "output_format" in args:
-        gen["output_format"] = _text(args["output_format"])
-    if "seed" in args:
-        gen["seed"] = _number("seed", args["seed"], int)
-    fields: dict[str, Any] = {
-        "provider": provider, "scenes": scenes, "range_in": range_in, "range_out": range_out,
-        "generation": GenerationSettings(**gen),
-    }
-    if "scene_track" in args:
-        fields["scene_track"] = _number("scene_track", args["scene_track"], int)
-    if "min_scene" in args:
-        fields["min_scene_seconds"] = _number("min_scene", args["min_scene"])
-    if "media_root" in args:
-        fields["media_roots"] = [Path(p) for p in _list(args["media_root"], os.pathsep)]
-    for key in ("target_lufs", "true_peak"):
-        if key in args:
-            fields[key] = _number(key, args[key])
-    if "track_name" in args:
-        fields["track_name"] = _text(args["track_name"]) or "Score"
-    for key in ("markers", "resubmit"):
-        if key in args:
-            fields[key] = _bool(key, args[key])
-    if "workers" in args:
-        fields["workers"] = _number("workers", args["workers"], int)
-    if "rate" in args:
-        fields["rate"] = _text(args["rate"])
-    try:
-        settings = ScoreSettings(**fields)
-    except ValueError as exc:  # pydantic
-        raise InputError(f"reelscore hook arguments are not valid: {exc}") from None
-    options = {
-        "work_dir": Path(_text(args["work_dir"])) if "work_dir" in args else None,
-        "source": Path(_text(args["source"])) if "source" in args else None,
-        "base_url": _text(args["base_url"]) if "base_url" in args else None,
-        "allow_insecure": _bool("allow_insecure", args.get("allow_insecure", False)),
-    }
-    return settings, options
-
-
-def _provider_config(provider: str, options: Mapping[str, Any], resubmit: bool) -> Any:
-    from reelscore.providers import ProviderConfig
-
-    key = None
-    if provider != "local":
-        from reelscore.providers import secrets
-
-        key, _where = secrets.load_api_key(provider)
-    return ProviderConfig(base_url=options.get("base_url"), api_key=key,
-                          allow_insecure=bool(options.get("allow_insecure")),
-                          allow_resubmit=resubmit)
+        given["range_in"], given["range_out"] = parts
+    values = front_end_values("hook", **given, **sections)
+    config = load_config(Path(_text(args["config"])) if "config" in args else None,
+                         _text(args["profile"]) if "profile" in args else None)
+    built = build_settings(config, values, origin="hook", default_provider="local")
+    return HookRun(built,
+                   work_dir=Path(_text(args["work_dir"])) if "work_dir" in args else None,
+                   source=Path(_text(args["source"])) if "source" in args else None)
 
 
 def _input_adapter(timeline: otio.schema.Timeline, source: Path | None) -> str:
@@ -204,8 +187,8 @@ def _input_adapter(timeline: otio.schema.Timeline, source: Path | None) -> str:
     if source is not None:
         try:
             return str(otio.adapters.from_filepath(str(source)).name)
-        except Exception:
-            pass
+        except otio.exceptions.OTIOError:
+            pass  # no adapter for that extension: fall back to what the clips say
     for clip in timeline.find_clips():
         if "cmx_3600" in clip.metadata:
             return "cmx_3600"
@@ -213,7 +196,8 @@ def _input_adapter(timeline: otio.schema.Timeline, source: Path | None) -> str:
     return "otio_json"
 
 
-def score_hook(in_timeline: Any, argument_map: Mapping[str, Any] | None) -> Any:
+def score_hook(in_timeline: SerializableObject,
+               argument_map: Mapping[str, Any] | None) -> SerializableObject:
     """Score *in_timeline* as the hook arguments say; return what the adapter should write.
 
     A strict no-op (the very object passed in) when the map has no ``reelscore.*`` key.
@@ -227,7 +211,8 @@ def score_hook(in_timeline: Any, argument_map: Mapping[str, Any] | None) -> Any:
         raise _to_otio_error(exc) from exc
 
 
-def _score(in_timeline: Any, args: dict[str, Any], argument_map: Mapping[str, Any]) -> Any:
+def _score(in_timeline: SerializableObject, args: dict[str, Any],
+           argument_map: Mapping[str, Any]) -> otio.schema.Timeline:
     from reelscore.pipeline import score_timeline
     from reelscore.timecode import exact_rate
     from reelscore.timeline import normalise
@@ -238,23 +223,24 @@ def _score(in_timeline: Any, args: dict[str, Any], argument_map: Mapping[str, An
             f"the reelscore hook scores a Timeline, not a {type(in_timeline).__name__}",
             hint="convert a file that holds one sequence",
         )
-    settings, options = settings_from_args(args)
+    run = settings_from_args(args)
+    settings = run.built.settings
     filepath = argument_map.get("_filepath")
     out_path = Path(str(filepath)) if filepath else None
     adapter = adapter_for_output(out_path) if out_path is not None else None
-    work_dir = options["work_dir"]
+    work_dir = run.work_dir
     if work_dir is None:
         if out_path is None:
             raise InputError("the reelscore hook needs reelscore.work_dir when no file is written",
                              hint="pass -H reelscore.work_dir=DIR")
         work_dir = out_path.parent / f"{out_path.name}.reelscore"
-    source = options["source"]
+    source = run.source
     rate = exact_rate(settings.rate) if settings.rate else None
     loaded = normalise(in_timeline, path=source,
                        adapter=_input_adapter(in_timeline, source), rate=rate)
     result = score_timeline(
         loaded, settings, work_dir=work_dir,
-        provider_config=_provider_config(settings.provider, options, settings.resubmit),
+        provider_config=run.built.provider_config,
     )
     log.info("reelscore: scored %s-%s (%d scene(s)) into %s", result.plan.range.record_in,
              result.plan.range.record_out, len(result.plan.scenes), result.music_wav)
@@ -272,7 +258,7 @@ def _score(in_timeline: Any, args: dict[str, Any], argument_map: Mapping[str, An
 
 
 @functools.lru_cache(maxsize=8)
-def _resolver(roots: tuple[str, ...], edit_dir: str | None) -> Any:
+def _resolver(roots: tuple[str, ...], edit_dir: str | None) -> MediaResolver:
     # One file-name index per set of roots for the life of the process: OTIO calls a linker
     # once per clip, and walking a media volume per clip would be far too slow.
     from reelscore.timeline import MediaResolver
@@ -280,7 +266,8 @@ def _resolver(roots: tuple[str, ...], edit_dir: str | None) -> Any:
     return MediaResolver(Path(edit_dir) if edit_dir else None, [Path(r) for r in roots])
 
 
-def relink_clip(in_clip: otio.schema.Clip, argument_map: Mapping[str, Any] | None) -> Any:
+def relink_clip(in_clip: otio.schema.Clip,
+                argument_map: Mapping[str, Any] | None) -> otio.schema.ExternalReference | None:
     """A new media reference for *in_clip* under the ``media_root`` folders, or None (keep).
 
     Keys: ``media_root`` (list, or os.pathsep-separated; ``reelscore.media_root`` also works),

@@ -1,8 +1,8 @@
 """``reelscore resolve``: install/uninstall the Scripts menu entry; score from a terminal.
 
 Wired into the main CLI as a sub-command group (``app.add_typer(resolve.cli.app, name="resolve")``).
-Helpers of the main CLI (error printing, progress) are imported inside the commands, so importing
-this module never imports ``reelscore.cli`` (which imports this one).
+``score`` takes the provider, configuration and music flags of ``reelscore score`` (the same
+options, :mod:`reelscore.options`) and builds its settings through the same function.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from pathlib import Path
 
 import typer
 
+from reelscore import options as opt
+from reelscore.console import RichProgress, err, out, run_command
+
 app = typer.Typer(
     help="DaVinci Resolve: install the Workspace > Scripts entry, or score the current timeline "
     "from a terminal (Studio, external scripting = Local).",
@@ -22,7 +25,6 @@ app = typer.Typer(
 )
 
 # Options whose types ruff's B008 cannot see through (list/Path): module-level singletons.
-_TAG = typer.Option(None, "--tag", help="style tag (repeatable, up to 10)")
 _WORK_DIR = typer.Option(None, "--work-dir",
                          help="job folder (default: a new one under ~/reelscore/resolve/)")
 
@@ -32,7 +34,6 @@ def install(
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
     """Copy the launcher into Resolve's per-user Scripts folder (Utility: every page)."""
-    from reelscore.cli import _run, out
     from reelscore.resolve.install import install as do_install
 
     def body() -> None:
@@ -45,7 +46,7 @@ def install(
         out.print("note: from Resolve 21.1, Python menu scripts need DaVinci Resolve Studio; on "
                   "Free use the OTIO route (docs/resolve.md)")
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
@@ -53,7 +54,6 @@ def uninstall(
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
     """Remove the launcher(s) this command installed (nothing else)."""
-    from reelscore.cli import _run, out
     from reelscore.resolve.install import scripts_dir
     from reelscore.resolve.install import uninstall as do_uninstall
 
@@ -64,58 +64,74 @@ def uninstall(
         for path in removed:
             out.print(f"removed {path}", soft_wrap=True)
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
 def score(
     timeline: str | None = typer.Option(None, "--timeline", help="timeline name (default: the current one)"),
-    scenes: str = typer.Option("cuts", "--scenes", help="cuts | markers | clips"),
-    scene_track: int = typer.Option(1, "--scene-track", help="video track for --scenes clips"),
-    min_scene: float = typer.Option(2.0, "--min-scene", help="merge scenes shorter than this (s)"),
+    config: Path | None = opt.CONFIG,
+    profile: str | None = opt.PROFILE,
+    provider: str | None = opt.PROVIDER,
+    base_url: str | None = opt.BASE_URL,
+    scenes: str | None = opt.SCENES,
+    scene_track: int | None = opt.SCENE_TRACK,
+    min_scene: float | None = opt.MIN_SCENE,
     range_: str = typer.Option("timeline", "--range", help="timeline (whole picture) | marks (in/out marks)"),
     render: str = typer.Option("resolve", "--render", help="resolve (render queue: grades, titles) | ffmpeg (from the media, faster)"),
     render_timeout: float | None = typer.Option(None, "--render-timeout", help="seconds per clip before a Resolve render is abandoned"),
-    provider: str = typer.Option("auto", "--provider", help="local | elevenlabs | mountsea | auto"),
-    description: str | None = typer.Option(None, "--description", help="brief for the music"),
-    tag: list[str] | None = _TAG,
-    model: str | None = typer.Option(None, "--model", help="service model id"),
-    seed: int | None = typer.Option(None, "--seed", help="seed (local engine: same seed, same audio)"),
-    target_lufs: float = typer.Option(-14.0, "--target-lufs", help="integrated loudness target"),
-    true_peak: float = typer.Option(-1.0, "--true-peak", help="true-peak ceiling (dBTP)"),
-    track_name: str = typer.Option("Score", "--track-name", help="name of the new audio track"),
-    markers: bool = typer.Option(False, "--markers", help="add a timeline marker at each scene"),
+    media_root: list[Path] | None = opt.MEDIA_ROOT,
+    timecode: str | None = opt.TIMECODE,
+    description: str | None = opt.DESCRIPTION,
+    tag: list[str] | None = opt.TAG,
+    model: str | None = opt.MODEL,
+    output_format: str | None = opt.OUTPUT_FORMAT,
+    seed: int | None = opt.SEED,
+    sign_c2pa: bool | None = opt.SIGN_C2PA,
+    add_sfx: bool | None = opt.ADD_SFX,
+    separate_tracks: bool | None = opt.SEPARATE_TRACKS,
+    use_audio_as_reference: bool | None = opt.USE_AUDIO,
+    loudness: str | None = opt.LOUDNESS,
+    target_lufs: float | None = opt.TARGET_LUFS,
+    true_peak: float | None = opt.TRUE_PEAK,
+    track_name: str | None = opt.TRACK_NAME,
+    markers: bool | None = opt.MARKERS,
     work_dir: Path | None = _WORK_DIR,
     export_check: bool = typer.Option(True, "--export-check/--no-export-check", help="cross-check with Resolve's own OTIO export"),
-    resubmit: bool = typer.Option(False, "--resubmit", help="resend a request that may already have been charged"),
-    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
-    debug: bool = typer.Option(False, "--debug", help="show tracebacks and debug logs"),
+    resubmit: bool | None = opt.RESUBMIT,
+    workers: int | None = opt.WORKERS,
+    concurrency: int | None = opt.CONCURRENCY,
+    connect_timeout: float | None = opt.CONNECT_TIMEOUT,
+    read_timeout: float | None = opt.READ_TIMEOUT,
+    max_retries: int | None = opt.MAX_RETRIES,
+    allow_insecure: bool | None = opt.ALLOW_INSECURE,
+    as_json: bool = opt.JSON,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Score the current Resolve timeline and place the music on a new audio track."""
-    from reelscore.cli import RichProgress, _pick_provider, _run, err, out
     from reelscore.errors import InputError
 
     def body() -> None:
-        from reelscore.providers import GenerationSettings
+        from reelscore.config import load_config
         from reelscore.resolve.connect import connect
         from reelscore.resolve.workflow import ResolveRunOptions, score_in_resolve
-        from reelscore.settings import ScoreSettings
+        from reelscore.settings import build_settings, front_end_values
 
         if range_ not in ("timeline", "marks"):
             raise InputError(f"--range {range_!r}", hint="use --range timeline or --range marks")
         if render not in ("resolve", "ffmpeg"):
             raise InputError(f"--render {render!r}", hint="use --render resolve or --render ffmpeg")
-        if scenes not in ("cuts", "markers", "clips"):
-            raise InputError(f"--scenes {scenes!r} is not a policy", hint="use cuts, markers or clips")
-        chosen = _pick_provider(provider)
-        settings = ScoreSettings(
-            scenes=scenes,  # type: ignore[arg-type]
-            scene_track=scene_track, min_scene_seconds=min_scene, provider=chosen,
-            generation=GenerationSettings(description=description, tags=tuple(tag or ()),
-                                          model_id=model, seed=seed),
+        values = front_end_values(
+            "flag", provider=provider, base_url=base_url, scenes=scenes, scene_track=scene_track,
+            min_scene=min_scene, media_roots=media_root, timecode=timecode,
+            description=description, tags=tag, model=model, output_format=output_format,
+            seed=seed, sign_c2pa=sign_c2pa, add_sfx=add_sfx, separate_tracks=separate_tracks,
+            use_audio_as_reference=use_audio_as_reference, loudness=loudness,
             target_lufs=target_lufs, true_peak=true_peak, track_name=track_name,
-            markers=markers, resubmit=resubmit,
-        )
+            markers=markers, resubmit=resubmit, workers=workers, concurrency=concurrency,
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
+            max_retries=max_retries, allow_insecure=allow_insecure)
+        built = build_settings(load_config(config, profile), values)
         options = ResolveRunOptions(
             timeline_name=timeline, use_marks=range_ == "marks",
             render="ffmpeg" if render == "ffmpeg" else "resolve", work_dir=work_dir,
@@ -124,7 +140,8 @@ def score(
         session = connect()
         err.print(f"connected to {session.describe()}")
         with RichProgress(err) as progress:
-            run = score_in_resolve(session, settings, options, progress=progress)
+            run = score_in_resolve(session, built.settings, options,
+                                   provider_config=built.provider_config, progress=progress)
         if as_json:
             p = run.placement
             out.print_json(json.dumps({
@@ -138,7 +155,7 @@ def score(
         for line in run.summary_lines():
             out.print(line, soft_wrap=True)
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 def main() -> None:  # pragma: no cover - `python -m reelscore.resolve.cli`

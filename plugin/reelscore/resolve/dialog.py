@@ -4,10 +4,15 @@
 ``python -m reelscore.resolve.dialog`` is the same dialog run from the recorded environment over
 the external scripting connection (when Resolve's Python cannot import reelscore).
 
-The dialog asks for: scene policy, description, tags, provider, loudness target, range (whole
-timeline or in/out marks), render route and scene markers. Scoring runs inside the Score button's
-handler; Resolve's own UI stays responsive (menu scripts are a separate process) and every status
-update is a property set that Resolve repaints at once.
+The dialog asks for what an editor changes per run: scene policy, description, tags, provider,
+the provider's base URL (the proxy route, data residency), loudness preset and target, range
+(whole timeline or in/out marks), render route and scene markers. Its fields start at the values of
+the configuration files (``reelscore.config``; ``$REELSCORE_CONFIG`` and ``$REELSCORE_PROFILE``
+choose a file and a profile), and every other setting comes from those files; the settings are
+built by the same function as every front end (``reelscore.settings.build_settings``).
+
+Scoring runs inside the Score button's handler; Resolve's own UI stays responsive (menu scripts
+are a separate process) and every status update is a property set that Resolve repaints at once.
 """
 
 from __future__ import annotations
@@ -16,20 +21,33 @@ import logging
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
+from reelscore.config import (
+    DEFAULT_LOUDNESS,
+    LOUDNESS_PRESETS,
+    EffectiveConfig,
+    LoudnessPreset,
+    load_config,
+)
 from reelscore.errors import InputError, ReelscoreError
 from reelscore.limits import MAX_TAGS
 from reelscore.providers import PROVIDER_NAMES
 from reelscore.resolve.api import ResolveError
 from reelscore.resolve.connect import ResolveSession, connect
 from reelscore.resolve.reader import parse_rate_setting
+from reelscore.scenes import ScenePolicy
 from reelscore.timecode import rate_label
+
+if TYPE_CHECKING:
+    from reelscore.resolve.workflow import RenderRoute
+    from reelscore.settings import BuiltSettings
 
 log = logging.getLogger(__name__)
 
 WINDOW_ID = "ReelscoreWindow"
-POLICIES = ("cuts", "markers", "clips")
+POLICIES: tuple[ScenePolicy, ...] = get_args(ScenePolicy)
+PRESETS: tuple[LoudnessPreset, ...] = get_args(LoudnessPreset)
 RANGES = ("Whole timeline", "In/out marks")
 RENDERS = ("Resolve render queue (grades, titles, effects)", "ffmpeg from the source media (faster)")
 RENDER_KEYS = ("resolve", "ffmpeg")
@@ -37,14 +55,35 @@ RENDER_KEYS = ("resolve", "ffmpeg")
 
 @dataclass(frozen=True)
 class DialogValues:
-    scenes: str = "cuts"
+    scenes: ScenePolicy = "cuts"
     description: str = ""
     tags: tuple[str, ...] = ()
     provider: str = "local"
-    target_lufs: float = -14.0
+    target_lufs: float | None = None  # None: the loudness preset's target
     use_marks: bool = False
-    render: str = "resolve"
+    render: RenderRoute = "resolve"
     markers: bool = False
+    base_url: str = ""
+    loudness: LoudnessPreset = DEFAULT_LOUDNESS
+
+    @property
+    def shown_lufs(self) -> float:
+        return self.target_lufs if self.target_lufs is not None else LOUDNESS_PRESETS[self.loudness][0]
+
+
+def dialog_defaults(config: EffectiveConfig) -> DialogValues:
+    """The dialog's starting values: the configuration's, else the built-in defaults."""
+    from reelscore.providers.select import pick_provider
+
+    v = config.values()
+    preset = v.get("loudness", DEFAULT_LOUDNESS)
+    lufs = v.get("target_lufs")
+    return DialogValues(
+        scenes=v.get("scenes", "cuts"), description=v.get("description", ""),
+        tags=tuple(v.get("tags", ())),
+        provider=pick_provider(v["provider"]) if "provider" in v else "local",
+        target_lufs=None if lufs is None or lufs == LOUDNESS_PRESETS[preset][0] else float(lufs),
+        markers=bool(v.get("markers", False)), base_url=v.get("base_url", ""), loudness=preset)
 
 
 def _combo(ui: Any, element_id: str, items: tuple[str, ...], current: str) -> Any:
@@ -71,8 +110,12 @@ def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | No
         _row(ui, "Tags", ui.LineEdit({"ID": "Tags", "Text": ", ".join(d.tags),
                                       "PlaceholderText": "comma-separated, up to 10"})),
         _row(ui, "Provider", _combo(ui, "Provider", providers, d.provider)),
+        _row(ui, "Base URL", ui.LineEdit({"ID": "BaseUrl", "Text": d.base_url,
+                                          "PlaceholderText": "service or proxy host (mountsea: "
+                                          "required; elevenlabs: optional)"})),
+        _row(ui, "Loudness spec", _combo(ui, "LoudnessPreset", PRESETS, d.loudness)),
         _row(ui, "Loudness (LUFS)", ui.SpinBox({"ID": "Loudness", "Minimum": -40, "Maximum": -5,
-                                                "Value": round(d.target_lufs)})),
+                                                "Value": round(d.shown_lufs)})),
         _row(ui, "Range", _combo(ui, "Range", RANGES, RANGES[1] if d.use_marks else RANGES[0])),
         _row(ui, "Render", _combo(ui, "Render", RENDERS, RENDERS[RENDER_KEYS.index(d.render)])),
         ui.CheckBox({"ID": "Markers", "Text": "Add a marker at each scene", "Checked": d.markers,
@@ -99,15 +142,22 @@ def read_values(win: Any) -> DialogValues:
         raise InputError(f"{len(tags)} tags given; the service takes at most {MAX_TAGS}",
                          hint="remove some tags")
     render_text = str(items["Render"].CurrentText)
+    scenes = str(items["Scenes"].CurrentText)
+    preset = str(items["LoudnessPreset"].CurrentText)
+    loudness = PRESETS[PRESETS.index(preset)] if preset in PRESETS else DEFAULT_LOUDNESS
+    lufs = float(items["Loudness"].Value)
     return DialogValues(
-        scenes=str(items["Scenes"].CurrentText) or "cuts",
+        scenes=POLICIES[POLICIES.index(scenes)] if scenes in POLICIES else "cuts",
         description=str(items["Description"].PlainText or "").strip(),
         tags=tags,
         provider=str(items["Provider"].CurrentText) or "local",
-        target_lufs=float(items["Loudness"].Value),
+        # The spin box shows the preset's target: only a changed number overrides the preset.
+        target_lufs=None if lufs == LOUDNESS_PRESETS[loudness][0] else lufs,
         use_marks=str(items["Range"].CurrentText) == RANGES[1],
-        render=RENDER_KEYS[RENDERS.index(render_text)] if render_text in RENDERS else "resolve",
+        render="ffmpeg" if render_text == RENDERS[1] else "resolve",
         markers=bool(items["Markers"].Checked),
+        base_url=str(items["BaseUrl"].Text or "").strip(),
+        loudness=loudness,
     )
 
 
@@ -147,21 +197,37 @@ class DialogProgress:
 Runner = Callable[[ResolveSession, DialogValues, DialogProgress], list[str]]
 
 
-def default_runner(session: ResolveSession, values: DialogValues, progress: DialogProgress) -> list[str]:
-    from reelscore.providers import GenerationSettings
-    from reelscore.resolve.workflow import ResolveRunOptions, score_in_resolve
-    from reelscore.settings import ScoreSettings
+def built_settings(values: DialogValues, config: EffectiveConfig | None = None) -> BuiltSettings:
+    """The run's settings: the configuration, then the fields the user changed from the values
+    the dialog opened with (which are the configuration's), so an untouched field never hides a
+    profile's or file's finer setting."""
+    from reelscore.settings import build_settings, front_end_values
 
-    settings = ScoreSettings(
-        scenes=values.scenes,  # type: ignore[arg-type]
-        provider=values.provider,
-        generation=GenerationSettings(description=values.description or None, tags=values.tags),
-        target_lufs=values.target_lufs,
-        markers=values.markers,
-    )
-    options = ResolveRunOptions(use_marks=values.use_marks,
-                                render="ffmpeg" if values.render == "ffmpeg" else "resolve")
-    run = score_in_resolve(session, settings, options, progress=progress)
+    config = config or load_config()
+    start = dialog_defaults(config)
+    changed = {name: getattr(values, name) for name in _SETTING_FIELDS
+               if getattr(values, name) != getattr(start, name)}
+    if "tags" in changed:
+        changed["tags"] = list(values.tags)
+    if "description" in changed:
+        changed["description"] = values.description or None
+    if changed.get("base_url") == "":
+        changed["base_url"] = None
+    return build_settings(config, front_end_values("dialog", **changed), origin="dialog",
+                          default_provider="local")
+
+
+_SETTING_FIELDS = ("scenes", "description", "tags", "provider", "target_lufs", "markers",
+                   "base_url", "loudness")
+
+
+def default_runner(session: ResolveSession, values: DialogValues, progress: DialogProgress) -> list[str]:
+    from reelscore.resolve.workflow import ResolveRunOptions, score_in_resolve
+
+    built = built_settings(values)
+    options = ResolveRunOptions(use_marks=values.use_marks, render=values.render)
+    run = score_in_resolve(session, built.settings, options,
+                           provider_config=built.provider_config, progress=progress)
     return run.summary_lines()
 
 
@@ -189,7 +255,8 @@ def run_dialog(
     defaults: DialogValues | None = None,
 ) -> Any:
     """Build the dialog, wire its events and run its loop; returns the window (for tests)."""
-    win = build_dialog(ui, disp, header=header_for(session), defaults=defaults)
+    header = header_for(session)
+    win = build_dialog(ui, disp, header=header, defaults=defaults or dialog_defaults(load_config()))
     items = win.GetItems()
     progress_box: list[DialogProgress] = []
 

@@ -1,0 +1,58 @@
+"""Command-line options shared by ``reelscore score``/``plan`` and ``reelscore resolve score``.
+
+Every option that is also a configuration key defaults to None ("not given"), so the
+configuration files and profiles (:mod:`reelscore.config`) fill in what the command line leaves
+out; the help text names the built-in default.
+"""
+
+from __future__ import annotations
+
+import typer
+
+PROVIDER_HELP = ("auto | local (offline sketch engine) | elevenlabs | mountsea; default auto: "
+                 "elevenlabs if an API key is configured, else local")
+
+# Configuration
+CONFIG = typer.Option(None, "--config", help="configuration file over ./reelscore.toml and "
+                      "~/.config/reelscore/config.toml (default: $REELSCORE_CONFIG)")
+PROFILE = typer.Option(None, "--profile", help="use [profile.NAME] of the configuration")
+# Provider and connection
+PROVIDER = typer.Option(None, "--provider", help=PROVIDER_HELP)
+BASE_URL = typer.Option(None, "--base-url", help="service base URL (data residency, proxies)")
+CONNECT_TIMEOUT = typer.Option(None, "--connect-timeout", help="seconds (default 10)")
+READ_TIMEOUT = typer.Option(None, "--read-timeout", help="seconds to wait for the music (default 900)")
+MAX_RETRIES = typer.Option(None, "--max-retries", help="retries of a request the service cannot have started (default 4)")
+ALLOW_INSECURE = typer.Option(None, "--allow-insecure/--no-allow-insecure", help="allow http:// to non-loopback hosts")
+RESUBMIT = typer.Option(None, "--resubmit", help="resend a request that may already have been charged")
+# The music
+DESCRIPTION = typer.Option(None, "--description", help="brief for the music")
+TAG = typer.Option(None, "--tag", help="style tag (repeatable, up to 10)")
+MODEL = typer.Option(None, "--model", help="service model id (default: the service's own)")
+OUTPUT_FORMAT = typer.Option(None, "--output-format", help="service output format (default mp3_44100_128; always sent)")
+SEED = typer.Option(None, "--seed", help="seed of the local engine (same seed, same audio); not sent to a service")
+SIGN_C2PA = typer.Option(None, "--sign-c2pa/--no-sign-c2pa", help="ask for a C2PA-signed MP3 (the signed original is kept beside the normalised WAV)")
+ADD_SFX = typer.Option(None, "--add-sfx/--no-add-sfx", help="ask the service for sound effects cued from the picture")
+SEPARATE_TRACKS = typer.Option(None, "--separate-tracks/--no-separate-tracks", help="music and SFX as separate stems, on two new tracks")
+USE_AUDIO = typer.Option(None, "--use-audio-as-reference/--no-use-audio-as-reference", help="let the service hear the clips' own audio (renders clips with audio)")
+# Scenes and range
+SCENES = typer.Option(None, "--scenes", help="cuts | markers | clips (default cuts)")
+SCENE_TRACK = typer.Option(None, "--scene-track", help="video track for --scenes clips (1 = V1)")
+MIN_SCENE = typer.Option(None, "--min-scene", help="merge scenes shorter than this (seconds, default 2)")
+RANGE = typer.Option(None, "--range", help="score only IN OUT (record timecode, OUT exclusive)")
+RATE = typer.Option(None, "--rate", help="frame rate of an EDL (24, 25, 30000/1001 ...)")
+MEDIA_ROOT = typer.Option(None, "--media-root", help="relink moved media by file name under DIR (repeatable)")
+TIMECODE = typer.Option(None, "--timecode", help="df | ndf: drop-frame or not for timecodes shown and typed (default: the edit's own)")
+# Loudness and the new track
+LOUDNESS = typer.Option(None, "--loudness", help="streaming (-14 LUFS / -1 dBTP, default) | ebu-r128 (-23 / -1) | atsc-a85 (-24 / -2); --target-lufs/--true-peak win")
+TARGET_LUFS = typer.Option(None, "--target-lufs", help="integrated loudness target (LUFS)")
+TRUE_PEAK = typer.Option(None, "--true-peak", help="true-peak ceiling (dBTP, measured 8x oversampled)")
+TRACK_NAME = typer.Option(None, "--track-name", help="name of the new audio track (default Score)")
+MARKERS = typer.Option(None, "--markers/--no-markers", help="one marker per scene")
+# Work
+WORKERS = typer.Option(None, "--workers", help="parallel renders (default: cores)")
+CONCURRENCY = typer.Option(None, "--concurrency", help="requests in flight at the service at once (default 2)")
+ALLOW_REMOTE_MEDIA = typer.Option(None, "--allow-remote-media/--no-allow-remote-media", help="download media the edit names by http(s) URL (otherwise such clips are offline)")
+REFERENCE = typer.Option(None, "--reference", help="cut every scene from this flattened movie of the edit instead of the sources (fast; sources may be offline)")
+REFERENCE_START = typer.Option(None, "--reference-start", help="record timecode of the reference movie's first frame (default: its own timecode, else 00:00:00:00)")
+JSON = typer.Option(False, "--json", help="print the result as JSON")
+DEBUG = typer.Option(False, "--debug", help="show tracebacks and every library's logs")
