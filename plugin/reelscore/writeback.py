@@ -51,7 +51,13 @@ from opentimelineio import opentime
 from reelscore.errors import OutputError
 from reelscore.fsutil import atomic_output, sha256_file
 from reelscore.plan import ScorePlan
-from reelscore.timecode import exact_rate, frames_to_tc, is_drop_frame_rate, rt_frames
+from reelscore.timecode import (
+    exact_rate,
+    frames_to_tc,
+    infer_drop_frame,
+    is_drop_frame_rate,
+    rt_frames,
+)
 from reelscore.timeline import LoadedEdit, normalise, url_to_path_candidates
 
 log = logging.getLogger(__name__)
@@ -188,7 +194,7 @@ def add_score_tracks(
                                      "record_out": scene.range.record_out}},
                 ))
         track.append(clip)
-        track.metadata[META] = {"generated": True}
+        track.metadata[META] = {"generated": True, "drop_frame": plan.drop_frame}
         timeline.tracks.append(track)
     return timeline
 
@@ -373,6 +379,23 @@ def prepared_for_adapter(
     return tl
 
 
+def _drop_frame_of(scored: otio.schema.Timeline) -> bool:
+    """The drop-frame flag the plan used, kept on the score track (OTIO's inference without)."""
+    rate = _rate_of(scored)
+    for track, _clip in score_clips(scored):
+        flag = track.metadata[META].get("drop_frame")
+        if isinstance(flag, bool):
+            return flag and is_drop_frame_rate(rate)
+    return infer_drop_frame(rate)
+
+
+def _with_fcm(edl: str, rate: Fraction) -> str:
+    """The cmx writer writes no ``FCM:`` line; readers need it to tell 29.97 DF from NDF."""
+    fcm = "FCM: DROP FRAME" if is_drop_frame_rate(rate) else "FCM: NON-DROP FRAME"
+    head, _newline, rest = edl.partition("\n")
+    return f"{head}\n{fcm}\n{rest}" if head.startswith("TITLE:") else f"{fcm}\n{edl}"
+
+
 def _score_edl_timeline(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     """The score track alone, as a CMX 3600 EDL carries it.
 
@@ -383,11 +406,13 @@ def _score_edl_timeline(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     """
     loaded = normalise(timeline)
     rate = loaded.rate
-    r = float(rate)
     clips = score_clips(loaded.timeline)
     if not clips:
         raise OutputError("the timeline holds no reelscore score track to write as an EDL")
     first_track = clips[0][0]
+    # The writer prints ';' (drop frame) for every 29.97/59.94 rate; a non-drop timeline's labels
+    # are those of the same frame counts at the nominal rate.
+    r = float(rate) if _drop_frame_of(timeline) else float(round(rate))
     # The writer ignores global_start_time; it is set so the rate is known to readers of this copy.
     edl = otio.schema.Timeline(name=timeline.name or "reelscore",
                                global_start_time=opentime.RationalTime(0, r))
@@ -641,6 +666,9 @@ def write_edit(timeline: otio.schema.Timeline, path: Path, **adapter_args: Any) 
         try:
             if adapter == "otioz":
                 _write_otioz(prepared, tmp, score_media_paths(timeline))
+            elif adapter == "cmx_3600":
+                text = otio.adapters.write_to_string(prepared, adapter_name=adapter, **args)
+                tmp.write_text(_with_fcm(text, _rate_of(prepared)), encoding="utf-8")
             elif adapter == "otio_json":
                 # OTIO's C++ file writer ignores write errors (a full disk gives a short file
                 # that would replace the earlier output); Python's write reports them.
@@ -794,12 +822,13 @@ def verify_written(
     rate, start_frame, expected = expected_scores(scored)
     if not expected:
         raise OutputError("the scored timeline holds no reelscore score clip to verify")
+    drop = plan.drop_frame if plan is not None else _drop_frame_of(scored)
     if plan is not None:
         want = plan.start_frame + plan.range.start
         for exp in expected:
             if (exp.record_start, exp.duration) != (want, plan.range.duration):
                 raise OutputError(
-                    f"score clip {exp.clip_name!r} covers {frames_to_tc(exp.record_start, rate)} "
+                    f"score clip {exp.clip_name!r} covers {frames_to_tc(exp.record_start, rate, drop_frame=drop)} "
                     f"+{exp.duration} frames, the plan {plan.range.record_in} "
                     f"+{plan.range.duration} frames")
     keeps = KEEPS.get(adapter, KEEPS["otio_json"])
@@ -832,8 +861,8 @@ def verify_written(
         record = (loaded.start_frame if keeps["start"] else start_frame) + at
         duration = rt_frames(stack.duration, loaded.rate)
         if record != exp.record_start:
-            raise fail(f"puts {clip.name!r} at {frames_to_tc(record, rate)}, not at "
-                       f"{frames_to_tc(exp.record_start, rate)}")
+            raise fail(f"puts {clip.name!r} at {frames_to_tc(record, rate, drop_frame=drop)}, not at "
+                       f"{frames_to_tc(exp.record_start, rate, drop_frame=drop)}")
         if duration != exp.duration:
             raise fail(f"gives {clip.name!r} {duration} frames, not {exp.duration}")
         if clip.name != exp.clip_name:
@@ -851,16 +880,17 @@ def verify_written(
                 got_markers = tuple(record + rt_frames(m.marked_range.start_time, loaded.rate)
                                     - clip_start for m in clip.markers)
             if sorted(got_markers) != sorted(exp.markers):
-                raise fail(f"finds scene markers at {[frames_to_tc(f, rate) for f in got_markers]}, "
-                           f"not {[frames_to_tc(f, rate) for f in exp.markers]}")
+                raise fail(f"finds scene markers at "
+                           f"{[frames_to_tc(f, rate, drop_frame=drop) for f in got_markers]}, "
+                           f"not {[frames_to_tc(f, rate, drop_frame=drop) for f in exp.markers]}")
         provenance = _provenance_of(clip, adapter)
         if keeps["provenance"] and exp.job_id not in provenance:
             raise fail(f"finds no reelscore provenance (job {exp.job_id}) on {clip.name!r}")
         if adapter == "otioz":
             _check_bundled(path, exp.media, fail)
         report.append({
-            "clip": clip.name, "record_in": frames_to_tc(record, rate),
-            "record_out": frames_to_tc(record + duration, rate), "frames": duration,
+            "clip": clip.name, "record_in": frames_to_tc(record, rate, drop_frame=drop),
+            "record_out": frames_to_tc(record + duration, rate, drop_frame=drop), "frames": duration,
             "media": clip.media_reference.target_url, "markers": len(got_markers),
             "provenance": bool(provenance),
         })
