@@ -525,6 +525,7 @@ class FakeTimeline(FakeObject):
         self._name = name
         self.rate = rate
         self.start_frame = start_frame
+        self.drop_frame = False  # the timeline's timelineDropFrameTimecode setting
         self.tracks: dict[str, list[FakeTrack]] = {"video": [], "audio": [], "subtitle": []}
         self.markers: dict[float, dict[str, Any]] = {}
         self.mark_in_out: dict[str, dict[str, int]] = {}
@@ -587,12 +588,15 @@ class FakeTimeline(FakeObject):
         return max(ends, default=self.start_frame)
 
     def GetStartTimecode(self) -> str:
+        if self.drop_frame:  # Resolve shows HH:MM:SS;FF; OTIO's conversion, not reelscore's
+            return str(otio.opentime.to_timecode(otio.opentime.RationalTime(
+                self.start_frame, float(self.rate)), float(self.rate), True))
         return frames_to_tc(self.start_frame, self.rate)
 
     def GetSetting(self, name: str | None = None) -> Any:
         settings = {
             "timelineFrameRate": rate_setting(self.rate),
-            "timelineDropFrameTimecode": "0",
+            "timelineDropFrameTimecode": "1" if self.drop_frame else "0",
             "timelineResolutionWidth": "1920",
             "timelineResolutionHeight": "1080",
         }

@@ -94,7 +94,7 @@ def test_plan_json_round_trip_keeps_exact_rates(rate):
     from reelscore.plan import ScorePlan
 
     plan = make_plan(scenes_of([100, 200, 300]), rate=rate, start_frame=3600 * round(rate),
-                     scene_policy="cuts")
+                     scene_policy="cuts", drop_frame=False)  # 29.97 non-drop: 108000 = 1 h
     again = ScorePlan.model_validate_json(plan.model_dump_json())
     assert again == plan and again.fraction_rate == rate
     assert again.range.record_in == "01:00:00:00"

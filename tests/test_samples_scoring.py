@@ -195,12 +195,14 @@ def _score(name: str, root: Path) -> Scored:
         movie = root / "reference" / f"{name}.mp4"
         _lavfi_movie(movie, loaded.rate, end - start)
         extra = {"reference": movie,
-                 "reference_start": frames_to_tc(loaded.start_frame + start, loaded.rate)}
+                 "reference_start": frames_to_tc(loaded.start_frame + start, loaded.rate,
+                                                 drop_frame=loaded.drop_frame)}
     else:
         make_matching_media(loaded, start, end, media)
     settings = ScoreSettings(
-        range_in=frames_to_tc(loaded.start_frame + start, loaded.rate),
-        range_out=frames_to_tc(loaded.start_frame + end, loaded.rate),
+        # Typed as the editor's NLE shows them (05:00:00;00 on the drop-frame AAF).
+        range_in=frames_to_tc(loaded.start_frame + start, loaded.rate, drop_frame=loaded.drop_frame),
+        range_out=frames_to_tc(loaded.start_frame + end, loaded.rate, drop_frame=loaded.drop_frame),
         markers=True, proxy_width=160, generation=GenerationSettings(seed=1), **extra)
     result = score_timeline(loaded, settings, work_dir=root / "jobs" / name)
     return Scored(loaded, result, settings.range_in or "", end - start)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from fractions import Fraction
 
 from reelscore.plan import ScorePlan
+from reelscore.timecode import is_drop_frame_rate
 
 
 def describe_plan(plan: ScorePlan) -> list[str]:
     """Human-readable plan lines (used by `reelscore plan` and --dry-run)."""
     rate = plan.fraction_rate
+    # Timecodes are the plan's labels: HH:MM:SS;FF for a drop-frame timeline, as its NLE shows.
+    form = (" drop frame" if plan.drop_frame else " non-drop") if is_drop_frame_rate(rate) else ""
     lines = [
-        f"timeline {plan.timeline_name!r} at {float(rate):.3f} fps, scored "
+        f"timeline {plan.timeline_name!r} at {float(rate):.3f} fps{form}, scored "
         f"{plan.range.record_in}-{plan.range.record_out} ({float(plan.range.seconds):.2f} s), "
         f"{len(plan.scenes)} scene(s) by {plan.scene_policy}, {len(plan.requests)} request(s)",
     ]

@@ -517,15 +517,15 @@ class _Walker:
         # Positions of the items (transitions take no time).
         pos: list[int] = []
         durs: list[int] = []
-        p = 0
+        cursor = 0
         for child in children:
-            pos.append(p)
+            pos.append(cursor)
             if isinstance(child, otio.schema.Transition):
                 durs.append(0)
                 continue
-            d = self.item_frames(child)
-            durs.append(d)
-            p += d
+            length = self.item_frames(child)
+            durs.append(length)
+            cursor += length
 
         def visible(i: int) -> bool:
             if not 0 <= i < len(children):
@@ -562,31 +562,31 @@ class _Walker:
         for i, child in enumerate(children):
             if not visible(i):
                 continue
-            p, d = pos[i], durs[i]
+            placed, length = pos[i], durs[i]
             head = trans.get(i - 1)  # transition into this item
             tail = trans.get(i + 1)  # transition out of it
-            main_from = p
+            main_from = placed
             if head is not None:
                 hs, he, _ = head
-                self.emit(child, (*z, _INCOMING), p, d, hs, he, a, b,
+                self.emit(child, (*z, _INCOMING), placed, length, hs, he, a, b,
                           window, (*fades, fade(i - 1, True)), backward)
                 main_from = he
             if tail is not None:
                 # The outgoing side fades out over the transition; the incoming side (if any)
                 # fades in above it and the two are mixed as a cross-dissolve.
                 ts, te, _ = tail
-                self.emit(child, (*z, _MAIN), p, d, main_from, ts,
+                self.emit(child, (*z, _MAIN), placed, length, main_from, ts,
                           a, b, window, fades, backward)
-                self.emit(child, (*z, _MAIN), p, d, max(ts, main_from),
+                self.emit(child, (*z, _MAIN), placed, length, max(ts, main_from),
                           te, a, b, window, (*fades, fade(i + 1, False)), backward)
             else:
-                self.emit(child, (*z, _MAIN), p, d, main_from, p + d,
+                self.emit(child, (*z, _MAIN), placed, length, main_from, placed + length,
                           a, b, window, fades, backward)
 
-    def emit(self, item: otio.core.Item, z: tuple[int, ...], p: int, d: int, x0: Num,
-             x1: Num, a: Num, b: Num, window: tuple[int, int],
+    def emit(self, item: otio.core.Item, z: tuple[int, ...], placed: int, length: int,
+             x0: Num, x1: Num, a: Num, b: Num, window: tuple[int, int],
              fades: tuple[Fade, ...], backward: bool = False) -> None:
-        """Show *item* (placed at parent time [p, p + d)) over parent time [x0, x1).
+        """Show *item* (placed at parent time [placed, placed + length)) over parent time [x0, x1).
 
         x0/x1 may reach past the item's own range (transition handles): the item's media then
         continues linearly past its in or out point.
@@ -603,17 +603,17 @@ class _Walker:
             src_rate = exact_rate(trimmed.start_time.rate)
             r: Num = 1 if src_rate == self.rate else src_rate / self.rate
             s = _exact(trimmed.start_time.value)
-            # Internal instant u = s + (tau - p)·k·r, tau = a + b·t; reversed: anchored at the
-            # end of the media span [s, s + d·r·|k|).
-            anchor = s + (d * r * -k if k < 0 else 0)
+            # Internal instant u = s + (tau - placed)·k·r, tau = a + b·t; reversed: anchored at
+            # the end of the media span [s, s + length·r·|k|).
+            anchor = s + (length * r * -k if k < 0 else 0)
             step = _whole(b * k * r)
-            media_lo = _whole(anchor + (a + b * lo - p) * k * r)
+            media_lo = _whole(anchor + (a + b * lo - placed) * k * r)
             self.layers.setdefault(z, []).append(
                 Piece(lo, hi, z, item, media_lo, src_rate, step, fades, inner_backward))
         elif isinstance(item, otio.core.Composition):
             s_c = _trim_start(item, self.rate)
-            anchor = s_c + (d * -k if k < 0 else 0)
-            self.composition(item, z, _whole(anchor + (a - p) * k), _whole(b * k), (lo, hi),
+            anchor = s_c + (length * -k if k < 0 else 0)
+            self.composition(item, z, _whole(anchor + (a - placed) * k), _whole(b * k), (lo, hi),
                              fades, inner_backward)
         # Other item types (e.g. a bare Item) show nothing.
 

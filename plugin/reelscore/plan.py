@@ -10,7 +10,9 @@ Limits per request (reference/music_api.md): at most 10 videos, 600 s and 200 MB
 * The encoder bitrate is chosen per request so its clips stay under 200 MB with a margin.
 
 All positions are whole frames of the timeline rate in stack time; record timecode is printed
-alongside. The plan is a pydantic model and serialises to the ``plan`` section of the manifest.
+alongside, in the timeline's own form: ``HH:MM:SS;FF`` when the plan's ``drop_frame`` is set
+(29.97/59.94 drop frame), else ``HH:MM:SS:FF``. The plan is a pydantic model and serialises to the
+``plan`` section of the manifest.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from reelscore.limits import (
     MAX_VIDEOS_PER_REQUEST,
 )
 from reelscore.scenes import SceneCut
-from reelscore.timecode import frames_to_tc, rate_str
+from reelscore.timecode import frames_to_tc, infer_drop_frame, is_drop_frame_rate, rate_str
 
 PLAN_SCHEMA = "reelscore.plan/1"
 
@@ -134,6 +136,7 @@ class ScorePlan(_Model):
     timeline_name: str = ""
     rate: str
     start_frame: int  # record frame of stack frame 0
+    drop_frame: bool = False  # record_in/record_out labels are drop-frame (HH:MM:SS;FF)
     range: FrameRange
     scene_policy: str
     scenes: list[PlannedScene]
@@ -151,13 +154,14 @@ class ScorePlan(_Model):
         return [v for r in self.requests for v in r.videos]
 
 
-def frame_range(start: int, duration: int, rate: Fraction, start_frame: int) -> FrameRange:
+def frame_range(start: int, duration: int, rate: Fraction, start_frame: int,
+                drop_frame: bool = False) -> FrameRange:
     return FrameRange(
         start=start,
         duration=duration,
         rate=rate_str(rate),
-        record_in=frames_to_tc(start_frame + start, rate),
-        record_out=frames_to_tc(start_frame + start + duration, rate),
+        record_in=frames_to_tc(start_frame + start, rate, drop_frame=drop_frame),
+        record_out=frames_to_tc(start_frame + start + duration, rate, drop_frame=drop_frame),
     )
 
 
@@ -189,18 +193,18 @@ def partition(durations: list[int], max_groups: int, capacity: int | None = None
     acc, count = 0, 0
     remaining_groups = groups
     remaining_total = sum(durations)
-    for i, d in enumerate(durations):
+    for i, item in enumerate(durations):
         if count:
             target = remaining_total / remaining_groups
-            must = acc + d > lo or n - i < remaining_groups
-            better = abs(acc - target) <= abs(acc + d - target)
+            must = acc + item > lo or n - i < remaining_groups
+            better = abs(acc - target) <= abs(acc + item - target)
             if must or (better and remaining_groups > 1
                         and _greedy_count(durations[i:], lo) <= remaining_groups - 1):
                 sizes.append(count)
                 remaining_total -= acc
                 remaining_groups -= 1
                 acc, count = 0, 0
-        acc += d
+        acc += item
         count += 1
     sizes.append(count)
     return sizes
@@ -208,11 +212,11 @@ def partition(durations: list[int], max_groups: int, capacity: int | None = None
 
 def _greedy_count(durations: list[int], bound: int) -> int:
     groups, acc = 1, 0
-    for d in durations:
-        if acc + d > bound:
+    for item in durations:
+        if acc + item > bound:
             groups += 1
             acc = 0
-        acc += d
+        acc += item
     return groups
 
 
@@ -258,9 +262,17 @@ def make_plan(
     ignored: list[str] | None = None,
     notes: list[str] | None = None,
     clip_audio: bool = False,
+    drop_frame: bool | None = None,
 ) -> ScorePlan:
-    """Group scenes into requests and videos that respect the service limits."""
+    """Group scenes into requests and videos that respect the service limits.
+
+    *drop_frame* is the timeline's flag (None: OTIO's inference, drop frame at 29.97/59.94)."""
     limits = limits or PlanLimits()
+    drop = (infer_drop_frame(rate) if drop_frame is None else drop_frame) and is_drop_frame_rate(rate)
+
+    def span(start: int, duration: int) -> FrameRange:
+        return frame_range(start, duration, rate, start_frame, drop)
+
     if not scenes:
         raise UnsupportedError("nothing to score: no scenes in the range")
     crossfade = max(1, round(Fraction(str(crossfade_seconds)) * rate))
@@ -273,7 +285,7 @@ def make_plan(
             hint="raise the request length limit (max_request_seconds) or lower the crossfade")
     scenes, split_notes = _split_long(scenes, capacity)
     planned_scenes = [
-        PlannedScene(id=f"s{i + 1:03d}", range=frame_range(s.start, s.duration, rate, start_frame),
+        PlannedScene(id=f"s{i + 1:03d}", range=span(s.start, s.duration),
                      name=s.name, notes=list(s.notes))
         for i, s in enumerate(scenes)
     ]
@@ -300,7 +312,7 @@ def make_plan(
             videos.append(PlannedVideo(
                 id=f"r{r_i + 1:02d}v{v_i + 1:02d}",
                 scene_ids=[s.id for s in vs],
-                range=frame_range(v_start, v_end - v_start + extra, rate, start_frame),
+                range=span(v_start, v_end - v_start + extra),
                 handle_frames=extra,
                 start_frame=start_frame,
             ))
@@ -308,7 +320,7 @@ def make_plan(
         requests.append(PlannedRequest(
             id=f"r{r_i + 1:02d}",
             videos=videos,
-            range=frame_range(r_start, r_end - r_start, rate, start_frame),
+            range=span(r_start, r_end - r_start),
             handle_frames=handle,
             video_kbps=choose_kbps(seconds, limits),
         ))
@@ -319,7 +331,8 @@ def make_plan(
         timeline_name=timeline_name,
         rate=rate_str(rate),
         start_frame=start_frame,
-        range=frame_range(first, last - first, rate, start_frame),
+        drop_frame=drop,
+        range=span(first, last - first),
         scene_policy=scene_policy,
         scenes=planned_scenes,
         requests=requests,

@@ -8,6 +8,9 @@ Policies (``--scenes``):
 Scenes tile the scored range exactly (no holes, no overlaps). Black gaps inside the range belong to
 the scene they fall in (boundaries are only where picture starts). Scenes shorter than the minimum
 are merged into a neighbour, shortest first, into the shorter neighbour.
+
+Timecode typed (``--range``) and shown (errors) follows the timeline's drop-frame flag: passed as
+``drop_frame``, else the one the normalised timeline carries (``timeline_drop_frame``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import opentimelineio as otio
 
 from reelscore.errors import InputError, RangeError
 from reelscore.picture import Picture
-from reelscore.timecode import exact_rate, frames_to_tc, rt_frames, tc_to_frames
+from reelscore.timecode import exact_rate, frames_to_tc, rate_label, rt_frames, tc_to_frames
+from reelscore.timeline import timeline_drop_frame
 
 ScenePolicy = Literal["cuts", "markers", "clips"]
 
@@ -55,9 +59,18 @@ def scored_range(
     start_frame: int,
     range_in: str | None = None,
     range_out: str | None = None,
+    *,
+    drop_frame: bool | None = None,
 ) -> tuple[int, int]:
     """Stack frames [start, end) to score: the whole picture, or ``--range IN OUT`` (OUT exclusive,
-    record timecode, like an EDL's record out)."""
+    record timecode, like an EDL's record out).
+
+    IN and OUT are read by the timeline's drop-frame flag (``:`` and ``;`` alike; a ``;`` also
+    means drop frame). A label that is unreadable, does not exist in drop frame, lies outside the
+    picture or makes the range empty is refused with the nearest valid values.
+    """
+    if drop_frame is None:
+        drop_frame = timeline_drop_frame(timeline, rate)
     video_end = 0
     for layer in picture.layers:
         if layer:
@@ -67,22 +80,35 @@ def scored_range(
             "the timeline has no enabled video clips to score",
             hint="check that the video tracks are enabled and hold clips",
         )
-    lo, hi = 0, video_end
-    first_tc, last_tc = frames_to_tc(start_frame, rate), frames_to_tc(start_frame + video_end, rate)
-    if range_in is not None:
-        lo = tc_to_frames(range_in, rate) - start_frame
-    if range_out is not None:
-        hi = tc_to_frames(range_out, rate) - start_frame
+
+    def label(frame: int) -> str:
+        return frames_to_tc(start_frame + frame, rate, drop_frame=drop_frame)
+
+    first_tc, last_tc = label(0), label(video_end)
+    shown = ("drop-frame" if drop_frame else "non-drop") + f" {rate_label(rate)} fps timecode"
+
+    def read(tc: str, which: str) -> int:
+        try:
+            return tc_to_frames(tc, rate, drop_frame=drop_frame) - start_frame
+        except InputError as exc:
+            raise RangeError(f"--range {which} {exc.message}",
+                             hint=exc.hint or f"the picture runs {first_tc} to {last_tc}") from exc
+
+    lo = read(range_in, "IN") if range_in is not None else 0
+    hi = read(range_out, "OUT") if range_out is not None else video_end
     if hi <= lo:
         raise RangeError(
-            f"--range {range_in} {range_out} is empty or reversed",
-            hint="OUT is exclusive and must come after IN",
+            f"--range {range_in or first_tc} {range_out or last_tc} is empty or reversed "
+            f"(read as {shown}: {label(lo)} to {label(hi)})",
+            hint=f"OUT is exclusive and must come after IN, e.g. --range {label(max(0, min(lo, video_end - 1)))} "
+                 f"{label(min(video_end, max(lo, 0) + 1))}",
         )
     if lo < 0 or hi > video_end:
         raise RangeError(
             f"--range {range_in or first_tc} {range_out or last_tc} is outside the timeline's "
-            f"picture, which runs {first_tc} to {last_tc}",
-            hint="give a range inside it (OUT is exclusive)",
+            f"picture, which runs {first_tc} to {last_tc} ({shown}, OUT exclusive)",
+            hint=f"give a range inside it; the nearest is --range {label(min(max(lo, 0), video_end - 1))} "
+                 f"{label(max(min(hi, video_end), 1))}",
         )
     return lo, hi
 
@@ -99,7 +125,7 @@ def _marker_stack_frame(
         return rt_frames(t, rate)
     try:
         mapped = owner.transformed_time(t, timeline.tracks)
-    except Exception:
+    except ValueError:  # OTIO: the owner's range in its parent is invalid, so no place to show
         return None
     return rt_frames(mapped, rate)
 
@@ -215,8 +241,11 @@ def find_scenes(
     min_seconds: float = 2.0,
     scene_track: int = 1,
     adapter: str = "",
+    drop_frame: bool | None = None,
 ) -> list[SceneCut]:
     rate = picture.rate
+    if drop_frame is None:
+        drop_frame = timeline_drop_frame(timeline, rate)
     min_frames = max(1, round(Fraction(str(min_seconds)) * rate))
     if policy == "cuts":
         bounds = [Boundary(f) for f in picture.edit_points(start, end)]
@@ -225,7 +254,8 @@ def find_scenes(
         if not [b for b in bounds if start <= b.frame < end]:
             raise InputError(
                 "--scenes markers: the timeline has no markers inside the scored range "
-                f"({frames_to_tc(start_frame + start, rate)}-{frames_to_tc(start_frame + end, rate)})",
+                f"({frames_to_tc(start_frame + start, rate, drop_frame=drop_frame)}-"
+                f"{frames_to_tc(start_frame + end, rate, drop_frame=drop_frame)})",
                 hint="add timeline markers at the scene changes, or use --scenes cuts",
             )
     elif policy == "clips":

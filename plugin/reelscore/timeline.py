@@ -5,6 +5,15 @@
   works on a copy of it) and a *normalised* copy that the planning code reads:
   exact rates, ``global_start_time`` always set, the CMX reader's negative track ranges folded
   into ``global_start_time``.
+* ``LoadedEdit.drop_frame`` is how the edit shows timecode (``HH:MM:SS;FF`` when set; only at
+  29.97 and 59.94). It comes from the file where the format records it: an EDL's ``FCM:`` line or
+  ``;`` timecodes, FCP 7 XML's sequence ``<displayformat>`` (kept by the adapter in
+  ``metadata["fcp_xml"]``, also after conversion to .otio), FCPX's sequence ``tcFormat`` and the
+  AAF composition's timecode ``Drop`` property (neither adapter keeps those two, so they are read
+  from the file), Resolve's ``timelineDropFrameTimecode``; otherwise OTIO's own inference
+  (drop frame at 29.97 and 59.94). ``--timecode df|ndf`` overrides it (``set_timecode``). The
+  normalised timeline carries the flag in ``metadata["reelscore_timecode"]`` so pure code that
+  holds only the timeline reads typed timecode the same way (``timeline_drop_frame``).
 * ``MediaResolver`` turns a ``target_url`` of any of the forms editors write (file:// URLs,
   percent-encoded or not, POSIX and Windows paths, paths relative to the edit) into a local file,
   and relinks moved media by file name under ``--media-root`` folders.
@@ -17,23 +26,34 @@ import logging
 import ntpath
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlparse
+from xml.etree import ElementTree
 
 import opentimelineio as otio
 from opentimelineio import opentime
 
 from reelscore import remote_media
 from reelscore.errors import EditReadError, InputError, UnsupportedError
-from reelscore.timecode import exact_rate, rate_label, rt_frames
+from reelscore.timecode import (
+    exact_rate,
+    infer_drop_frame,
+    is_drop_frame_rate,
+    rate_label,
+    rt_frames,
+)
 
 log = logging.getLogger(__name__)
 
 EDL_SUFFIXES = {".edl"}
 READ_SUFFIXES = {".otio", ".otioz", ".otiod", ".edl", ".xml", ".fcpxml", ".aaf"}
+TIMECODE_KEY = "reelscore_timecode"  # normalised copy only: {"drop_frame": bool}
+
+TimecodeChoice = Literal["df", "ndf"]
 
 
 @dataclass
@@ -46,11 +66,37 @@ class LoadedEdit:
     raw_rate: float  # the rate value the file itself uses (for new items written back)
     record_offset_in_tracks: int = 0  # CMX: tracks start at -gst in their own space
     notes: list[str] = field(default_factory=list)
+    drop_frame: bool = False  # timecode shown and typed as HH:MM:SS;FF (29.97/59.94 only)
 
     @property
     def start_frame(self) -> int:
         """Record frame of stack time 0 (global_start_time)."""
         return rt_frames(self.timeline.global_start_time, self.rate)
+
+    def set_timecode(self, choice: TimecodeChoice | None) -> bool:
+        """Apply ``--timecode df|ndf`` (None keeps the edit's own flag); return the flag in use."""
+        if choice == "df" and not is_drop_frame_rate(self.rate):
+            raise InputError(
+                f"--timecode df: drop-frame timecode exists only at 29.97 and 59.94 fps; this "
+                f"timeline runs at {rate_label(self.rate)} fps",
+                hint="leave --timecode out, or use --timecode ndf",
+            )
+        if choice is not None:
+            self.drop_frame = choice == "df"
+        _stamp_drop_frame(self.timeline, self.drop_frame)
+        return self.drop_frame
+
+
+def timeline_drop_frame(timeline: otio.schema.Timeline, rate: Fraction) -> bool:
+    """The drop-frame flag of a normalised timeline (OTIO's inference if it carries none)."""
+    stamp = timeline.metadata.get(TIMECODE_KEY)
+    if isinstance(stamp, Mapping) and isinstance(stamp.get("drop_frame"), bool):
+        return bool(stamp["drop_frame"]) and is_drop_frame_rate(rate)
+    return infer_drop_frame(rate)
+
+
+def _stamp_drop_frame(timeline: otio.schema.Timeline, drop_frame: bool) -> None:
+    timeline.metadata[TIMECODE_KEY] = {"drop_frame": drop_frame}
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -62,18 +108,29 @@ def _adapter_for(path: Path) -> str | None:
         return None
     try:
         return str(otio.adapters.from_filepath(str(path)).name)
-    except Exception:
+    except otio.exceptions.NoKnownAdapterForExtensionError:
         return None
 
 
-def _edl_rate_from_text(path: Path) -> tuple[Fraction | None, str]:
-    """What an EDL says about its rate: drop-frame timecode implies 30000/1001; nothing else is
-    recorded in a CMX 3600 file, so other rates must come from --rate."""
+def _read_edl_text(path: Path) -> str:
     try:
-        text = path.read_text("utf-8", errors="replace")
+        return path.read_text("utf-8", errors="replace")
     except OSError as exc:
         raise EditReadError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
-    if re.search(r"FCM:\s*DROP FRAME", text, re.I) or re.search(r"\d\d:\d\d:\d\d;\d\d", text):
+
+
+def _edl_drop_frame(text: str) -> bool:
+    """An EDL's first ``FCM:`` line decides; without one, ``;`` timecodes mean drop frame."""
+    fcm = re.search(r"^\s*FCM:\s*(NON[- ]?DROP|DROP)", text, re.I | re.M)
+    if fcm is not None:
+        return fcm.group(1).upper() == "DROP"
+    return re.search(r"\d\d:\d\d:\d\d;\d\d", text) is not None
+
+
+def _edl_rate_from_text(text: str) -> tuple[Fraction | None, str]:
+    """What an EDL says about its rate: drop-frame timecode implies 30000/1001; nothing else is
+    recorded in a CMX 3600 file, so other rates must come from --rate."""
+    if _edl_drop_frame(text):
         return Fraction(30000, 1001), "drop-frame timecode"
     frames = [int(m) for m in re.findall(r"\b\d\d:\d\d:\d\d[:.](\d\d)\b", text)]
     top = max(frames, default=0)
@@ -91,8 +148,10 @@ def load_edit(
     *,
     rate: Fraction | None = None,
     adapter_args: dict[str, object] | None = None,
+    timecode: TimecodeChoice | None = None,
 ) -> LoadedEdit:
-    """Read an edit file of any supported format and normalise it (see module docstring)."""
+    """Read an edit file of any supported format and normalise it (see module docstring).
+    *timecode* overrides the edit's drop-frame flag (``--timecode``)."""
     p = Path(path)
     if not p.exists():
         raise EditReadError(f"edit file not found: {str(p)!r}")
@@ -107,9 +166,12 @@ def load_edit(
         )
     args: dict[str, object] = dict(adapter_args or {})
     notes: list[str] = []
+    drop_frame: bool | None = None
     if adapter == "cmx_3600":
+        text = _read_edl_text(p)
+        drop_frame = _edl_drop_frame(text)
         if rate is None:
-            found, why = _edl_rate_from_text(p)
+            found, why = _edl_rate_from_text(text)
             if found is None:
                 raise InputError(
                     f"{p.name}: an EDL does not record its frame rate ({why})",
@@ -130,9 +192,53 @@ def load_edit(
             hint = "the file was written by a newer OpenTimelineIO; re-export it or downgrade it"
         raise EditReadError(f"cannot read {p.name} with the {adapter} adapter: {msg}", hint=hint) from exc
     timeline = _pick_timeline(result, p)
-    loaded = normalise(timeline, path=p, adapter=adapter, rate=rate)
+    if adapter == "fcpx_xml":
+        drop_frame = _fcpx_drop_frame(p)
+    elif adapter == "AAF":
+        drop_frame = _aaf_drop_frame(p, timeline)
+    loaded = normalise(timeline, path=p, adapter=adapter, rate=rate, drop_frame=drop_frame)
     loaded.notes[:0] = notes
+    loaded.set_timecode(timecode)
     return loaded
+
+
+def _fcpx_drop_frame(path: Path) -> bool | None:
+    """The project sequence's ``tcFormat`` ("DF"/"NDF"), which the fcpx adapter does not keep."""
+    try:
+        root = ElementTree.parse(path).getroot()
+    except (ElementTree.ParseError, OSError):  # the adapter read it; then its flag is unknown
+        return None
+    sequence = root.find(".//project/sequence")
+    fmt = sequence.get("tcFormat") if sequence is not None else None
+    return None if fmt is None else fmt.upper() == "DF"
+
+
+def _aaf_drop_frame(path: Path, timeline: otio.schema.Timeline) -> bool | None:
+    """The ``Drop`` property of the timecode track of the composition the adapter read (matched
+    by its MobID in ``metadata["AAF"]``); the AAF adapter keeps only the start it gives."""
+    import aaf2  # installed with otio-aaf-adapter
+
+    aaf_meta = timeline.metadata.get("AAF")
+    mob_id = str(aaf_meta.get("MobID", "")) if isinstance(aaf_meta, Mapping) else ""
+    with aaf2.open(str(path), "r") as f:
+        for mob in f.content.compositionmobs():
+            if mob_id and str(mob.mob_id) != mob_id:
+                continue
+            for slot in mob.slots:
+                segment = slot.segment
+                parts = list(segment.components) if hasattr(segment, "components") else [segment]
+                for part in parts:
+                    if type(part).__name__ == "Timecode":
+                        return bool(part.drop)
+    return None
+
+
+def _fcp_xml_drop_frame(timeline: otio.schema.Timeline) -> bool | None:
+    """FCP 7 XML's sequence ``<timecode><displayformat>``, kept by the fcp_xml adapter."""
+    fcp = timeline.metadata.get("fcp_xml")
+    tc = fcp.get("timecode") if isinstance(fcp, Mapping) else None
+    fmt = tc.get("displayformat") if isinstance(tc, Mapping) else None
+    return None if not isinstance(fmt, str) else fmt.strip().upper() == "DF"
 
 
 def _pick_timeline(result: object, path: Path) -> otio.schema.Timeline:
@@ -216,8 +322,12 @@ def normalise(
     path: Path | None = None,
     adapter: str = "otio_json",
     rate: Fraction | None = None,
+    drop_frame: bool | None = None,
 ) -> LoadedEdit:
-    """Return a LoadedEdit whose ``timeline`` is a normalised deep copy of *timeline*."""
+    """Return a LoadedEdit whose ``timeline`` is a normalised deep copy of *timeline*.
+
+    *drop_frame* is the flag the file records (None: the FCP 7 XML metadata if present, else
+    OTIO's inference from the rate); it is kept only at 29.97 and 59.94."""
     raw_rate_value = (
         timeline.global_start_time.rate if timeline.global_start_time is not None else None
     )
@@ -242,7 +352,11 @@ def normalise(
         frames = rt_frames(tl.global_start_time, edit_rate)
         tl.global_start_time = opentime.RationalTime(frames, float(edit_rate))
     raw_rate = raw_rate_value if raw_rate_value is not None else float(edit_rate)
-    return LoadedEdit(
+    if drop_frame is None:
+        drop_frame = _fcp_xml_drop_frame(timeline)
+    if drop_frame is None:
+        drop_frame = infer_drop_frame(edit_rate)
+    loaded = LoadedEdit(
         path=path,
         adapter=adapter,
         original=timeline,
@@ -251,7 +365,10 @@ def normalise(
         raw_rate=raw_rate,
         record_offset_in_tracks=offset,
         notes=notes,
+        drop_frame=drop_frame and is_drop_frame_rate(edit_rate),
     )
+    loaded.set_timecode(None)
+    return loaded
 
 
 # ------------------------------------------------------------------------------ media paths

@@ -30,7 +30,15 @@ from opentimelineio import opentime
 
 from reelscore.errors import RangeError, ReelscoreError
 from reelscore.resolve.api import Ref, ResolveError, as_float, as_int
-from reelscore.timecode import exact_rate, frames_to_tc, rt, rt_frames, tc_to_frames, tr
+from reelscore.timecode import (
+    exact_rate,
+    frames_to_tc,
+    is_drop_frame_rate,
+    rt,
+    rt_frames,
+    tc_to_frames,
+    tr,
+)
 from reelscore.timeline import LoadedEdit, normalise
 
 log = logging.getLogger(__name__)
@@ -65,7 +73,8 @@ class ResolveEdit:
         return rt_frames(self.timeline.duration(), self.rate)
 
     def loaded(self) -> LoadedEdit:
-        edit = normalise(self.timeline, adapter="resolve", rate=self.rate)
+        edit = normalise(self.timeline, adapter="resolve", rate=self.rate,
+                         drop_frame=self.drop_frame)
         edit.notes.extend(self.notes)
         return edit
 
@@ -87,7 +96,8 @@ def read_rate(timeline: Ref, project: Ref | None) -> tuple[Fraction, bool]:
         if isinstance(value, (str, int, float)) and str(value).strip():
             rate, drop = parse_rate_setting(value)
             df = owner.probe("GetSetting", "timelineDropFrameTimecode")
-            return rate, drop or str(df).strip() == "1"
+            drop = drop or str(df).strip().lower() in ("1", "true")
+            return rate, drop and is_drop_frame_rate(rate)
     raise ResolveError(
         f"cannot read the frame rate of {timeline.label}: GetSetting('timelineFrameRate') "
         "returned nothing on the timeline and the project",
@@ -132,7 +142,8 @@ def _generated_clip(name: str, rate: Fraction, dur: int) -> otio.schema.Clip:
     return otio.schema.Clip(name=name, media_reference=ref, source_range=tr(0, dur, rate))
 
 
-def read_video_tracks(timeline: Ref, rate: Fraction, start_frame: int) -> tuple[list[otio.schema.Track], list[str]]:
+def read_video_tracks(timeline: Ref, rate: Fraction, start_frame: int, *,
+                      drop_frame: bool = False) -> tuple[list[otio.schema.Track], list[str]]:
     tracks: list[otio.schema.Track] = []
     notes: list[str] = []
     count = int(timeline.call("GetTrackCount", "video", expect="number"))
@@ -150,7 +161,7 @@ def read_video_tracks(timeline: Ref, rate: Fraction, start_frame: int) -> tuple[
             start = as_int(it.call("GetStart", expect="number"), 0) or 0
             end = as_int(it.call("GetEnd", expect="number"), 0) or 0  # exclusive
             name = str(it.probe("GetName") or "")
-            label = f"{name!r} on {tname} at {frames_to_tc(start, rate)}"
+            label = f"{name!r} on {tname} at {frames_to_tc(start, rate, drop_frame=drop_frame)}"
             if end <= start:
                 notes.append(f"skipped {label}: empty item (GetStart {start}, GetEnd {end})")
                 continue
@@ -202,7 +213,8 @@ def read_markers(timeline: Ref, rate: Fraction) -> list[otio.schema.Marker]:
     return out
 
 
-def read_marks(timeline: Ref, rate: Fraction, start_frame: int, duration: int) -> opentime.TimeRange | None:
+def read_marks(timeline: Ref, rate: Fraction, start_frame: int, duration: int, *,
+               drop_frame: bool = False) -> opentime.TimeRange | None:
     """In/out marks as a stack range. Out is inclusive. The frame space is undocumented (21.1's
     stubs say relative): values at or past the start frame are taken as absolute."""
     raw = timeline.probe("GetMarkInOut")
@@ -223,7 +235,8 @@ def read_marks(timeline: Ref, rate: Fraction, start_frame: int, duration: int) -
     if last < first:
         raise RangeError(
             f"the in/out marks of {timeline.label} are reversed "
-            f"({frames_to_tc(start_frame + first, rate)} > {frames_to_tc(start_frame + last, rate)})",
+            f"({frames_to_tc(start_frame + first, rate, drop_frame=drop_frame)} > "
+            f"{frames_to_tc(start_frame + last, rate, drop_frame=drop_frame)})",
             hint="set the in mark before the out mark, or score the whole timeline",
         )
     return tr(first, last - first + 1, rate)
@@ -297,8 +310,9 @@ def read_timeline(
     name = str(timeline.call("GetName", expect="str"))
     rate, drop = read_rate(timeline, project)
     start_frame = as_int(timeline.call("GetStartFrame", expect="number"), 0) or 0
-    start_tc = str(timeline.probe("GetStartTimecode") or frames_to_tc(start_frame, rate))
-    tracks, notes = read_video_tracks(timeline, rate, start_frame)
+    start_tc = str(timeline.probe("GetStartTimecode")
+                   or frames_to_tc(start_frame, rate, drop_frame=drop))
+    tracks, notes = read_video_tracks(timeline, rate, start_frame, drop_frame=drop)
     built = otio.schema.Timeline(name=name)
     built.global_start_time = rt(start_frame, rate)
     for t in tracks:
@@ -329,7 +343,7 @@ def read_timeline(
     for m in markers:
         chosen.tracks.markers.append(m)
     duration = rt_frames(built.duration(), rate)
-    marks = read_marks(timeline, rate, start_frame, duration)
+    marks = read_marks(timeline, rate, start_frame, duration, drop_frame=drop)
     for n in notes:
         log.info("%s: %s", name, n)
     return ResolveEdit(

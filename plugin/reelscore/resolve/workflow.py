@@ -59,7 +59,8 @@ class ResolveRunResult:
         end = p.record_frame + p.duration_frames
         lines = [
             f"timeline {e.name!r} at {rate_label(rate)} fps, start {e.start_timecode}",
-            f"scored {frames_to_tc(p.record_frame, rate)}-{frames_to_tc(end, rate)} "
+            f"scored {frames_to_tc(p.record_frame, rate, drop_frame=r.plan.drop_frame)}-"
+            f"{frames_to_tc(end, rate, drop_frame=r.plan.drop_frame)} "
             f"({p.duration_frames} frames, {float(p.duration_frames / rate):.2f} s), "
             f"{s.get('scenes', '?')} scene(s), rendered by {self.render}",
             f"music on audio track A{p.track_index} {p.track_name!r} at record frame "
@@ -100,8 +101,10 @@ def apply_marks(settings: ScoreSettings, edit: ResolveEdit, timeline: Ref) -> Sc
         )
     first = edit.start_frame + rt_frames(edit.marks.start_time, edit.rate)
     end = first + rt_frames(edit.marks.duration, edit.rate)
-    return settings.model_copy(update={"range_in": frames_to_tc(first, edit.rate),
-                                       "range_out": frames_to_tc(end, edit.rate)})
+    # Labels in the form the range is read by (a ';' label always reads as drop frame).
+    drop = edit.drop_frame if settings.timecode is None else settings.timecode == "df"
+    return settings.model_copy(update={"range_in": frames_to_tc(first, edit.rate, drop_frame=drop),
+                                       "range_out": frames_to_tc(end, edit.rate, drop_frame=drop)})
 
 
 def scene_markers(result: ScoreResult) -> list[SceneMarker]:

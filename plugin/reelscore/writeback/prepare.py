@@ -22,6 +22,7 @@ from reelscore.timeline import normalise, timeline_rate
 from reelscore.writeback.score_track import (
     META,
     URL_FORMS,
+    drop_frame_of,
     media_path,
     media_url,
     plain_metadata,
@@ -151,11 +152,13 @@ def _score_edl_timeline(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     """
     loaded = normalise(timeline)
     rate = loaded.rate
-    r = float(rate)
     clips = score_clips(loaded.timeline)
     if not clips:
         raise OutputError("the timeline holds no reelscore score track to write as an EDL")
     first_track = clips[0][0]
+    # The writer prints ';' (drop frame) for every 29.97/59.94 rate; a non-drop timeline's labels
+    # are those of the same frame counts at the nominal rate.
+    r = float(rate) if drop_frame_of(timeline) else float(round(rate))
     # The writer ignores global_start_time; it is set so the rate is known to readers of this copy.
     edl = otio.schema.Timeline(name=timeline.name or "reelscore",
                                global_start_time=opentime.RationalTime(0, r))

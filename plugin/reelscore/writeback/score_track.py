@@ -177,3 +177,16 @@ def adapter_for_output(path: Path) -> str:
         raise OutputError(f"the {name} adapter reads {suffix!r} files but cannot write them",
                           hint="use .otio, .otioz, .xml (FCP 7), .fcpxml, .aaf or .edl")
     return name
+
+
+def drop_frame_of(scored: otio.schema.Timeline) -> bool:
+    """The drop-frame flag the plan used, kept on the score track (OTIO's inference without)."""
+    from reelscore.timecode import infer_drop_frame, is_drop_frame_rate
+    from reelscore.timeline import timeline_rate
+
+    rate = timeline_rate(scored)
+    for track, _clip in score_clips(scored):
+        flag = track.metadata[META].get("drop_frame")
+        if isinstance(flag, bool):
+            return flag and is_drop_frame_rate(rate)
+    return infer_drop_frame(rate)

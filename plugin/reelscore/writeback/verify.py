@@ -29,6 +29,7 @@ from reelscore.writeback.score_track import (
     OTIOZ_MEDIA_DIR,
     URL_FORMS,
     adapter_for_output,
+    drop_frame_of,
     is_score_track,
     media_path,
     media_url,
@@ -131,6 +132,7 @@ def verify_written(
     """
     adapter = adapter_for_output(path)
     rate, start_frame, expected = expected_scores(scored)
+    drop = plan.drop_frame if plan is not None else drop_frame_of(scored)
     if not expected:
         raise OutputError("the scored timeline holds no reelscore score clip to verify")
     if plan is not None:
@@ -138,7 +140,7 @@ def verify_written(
         for exp in expected:
             if (exp.record_start, exp.duration) != (want, plan.range.duration):
                 raise OutputError(
-                    f"score clip {exp.clip_name!r} covers {frames_to_tc(exp.record_start, rate)} "
+                    f"score clip {exp.clip_name!r} covers {frames_to_tc(exp.record_start, rate, drop_frame=drop)} "
                     f"+{exp.duration} frames, the plan {plan.range.record_in} "
                     f"+{plan.range.duration} frames")
     keeps = KEEPS.get(adapter, KEEPS["otio_json"])
@@ -171,8 +173,8 @@ def verify_written(
         record = (loaded.start_frame if keeps["start"] else start_frame) + at
         duration = rt_frames(stack.duration, loaded.rate)
         if record != exp.record_start:
-            raise fail(f"puts {clip.name!r} at {frames_to_tc(record, rate)}, not at "
-                       f"{frames_to_tc(exp.record_start, rate)}")
+            raise fail(f"puts {clip.name!r} at {frames_to_tc(record, rate, drop_frame=drop)}, not at "
+                       f"{frames_to_tc(exp.record_start, rate, drop_frame=drop)}")
         if duration != exp.duration:
             raise fail(f"gives {clip.name!r} {duration} frames, not {exp.duration}")
         if clip.name != exp.clip_name:
@@ -190,16 +192,16 @@ def verify_written(
                 got_markers = tuple(record + rt_frames(m.marked_range.start_time, loaded.rate)
                                     - clip_start for m in clip.markers)
             if sorted(got_markers) != sorted(exp.markers):
-                raise fail(f"finds scene markers at {[frames_to_tc(f, rate) for f in got_markers]}, "
-                           f"not {[frames_to_tc(f, rate) for f in exp.markers]}")
+                raise fail(f"finds scene markers at {[frames_to_tc(f, rate, drop_frame=drop) for f in got_markers]}, "
+                           f"not {[frames_to_tc(f, rate, drop_frame=drop) for f in exp.markers]}")
         provenance = _provenance_of(clip, adapter)
         if keeps["provenance"] and exp.job_id not in provenance:
             raise fail(f"finds no reelscore provenance (job {exp.job_id}) on {clip.name!r}")
         if adapter == "otioz":
             _check_bundled(path, exp.media, fail)
         report.append({
-            "clip": clip.name, "record_in": frames_to_tc(record, rate),
-            "record_out": frames_to_tc(record + duration, rate), "frames": duration,
+            "clip": clip.name, "record_in": frames_to_tc(record, rate, drop_frame=drop),
+            "record_out": frames_to_tc(record + duration, rate, drop_frame=drop), "frames": duration,
             "media": clip.media_reference.target_url, "markers": len(got_markers),
             "provenance": bool(provenance),
         })

@@ -19,6 +19,7 @@ import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from opentimelineio import opentime
 from reelscore.errors import OutputError
 from reelscore.fsutil import atomic_output
 from reelscore.plan import ScorePlan
+from reelscore.timecode import is_drop_frame_rate
 from reelscore.timeline import LoadedEdit, timeline_rate
 from reelscore.writeback.limits import check_writable, write_failure
 from reelscore.writeback.prepare import prepared_for_adapter
@@ -102,7 +104,7 @@ def add_score_tracks(
                                      "record_out": scene.range.record_out}},
                 ))
         track.append(clip)
-        track.metadata[META] = {"generated": True}
+        track.metadata[META] = {"generated": True, "drop_frame": plan.drop_frame}
         timeline.tracks.append(track)
     return timeline
 
@@ -149,6 +151,9 @@ def write_edit(timeline: otio.schema.Timeline, path: Path, **adapter_args: Any) 
         try:
             if adapter == "otioz":
                 _write_otioz(prepared, tmp, score_media_paths(timeline))
+            elif adapter == "cmx_3600":
+                text = otio.adapters.write_to_string(prepared, adapter_name=adapter, **args)
+                tmp.write_text(_with_fcm(text, timeline_rate(prepared)), encoding="utf-8")
             elif adapter == "otio_json":
                 # OTIO's C++ file writer ignores write errors (a full disk gives a short file
                 # that would replace the earlier output); Python's write reports them.
@@ -176,6 +181,13 @@ def score_media_paths(timeline: otio.schema.Timeline) -> list[Path]:
             if p not in out:
                 out.append(p)
     return out
+
+
+def _with_fcm(edl: str, rate: Fraction) -> str:
+    """The cmx writer writes no ``FCM:`` line; readers need it to tell 29.97 DF from NDF."""
+    fcm = "FCM: DROP FRAME" if is_drop_frame_rate(rate) else "FCM: NON-DROP FRAME"
+    head, _newline, rest = edl.partition("\n")
+    return f"{head}\n{fcm}\n{rest}" if head.startswith("TITLE:") else f"{fcm}\n{edl}"
 
 
 def _write_otioz(timeline: otio.schema.Timeline, path: Path, media: Sequence[Path]) -> None:
