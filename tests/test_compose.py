@@ -19,11 +19,13 @@ from reelscore.compose import (
     ms_at,
     read_composition,
 )
+from reelscore.composition_check import check_against_edit, draft_overwrite, draft_request
 from reelscore.errors import InputError
 from reelscore.musicplan import (
     CompositionPlan,
     GenerationChunk,
     MusicPrompt,
+    SongSection,
     plan_wire,
     sections_of,
 )
@@ -243,3 +245,103 @@ def test_composition_file_is_strict():
     with pytest.raises(InputError, match="extra: Extra inputs are not permitted"):
         read_composition(json.dumps(doc), "plan.json")
     assert CompositionFile.model_validate(json.loads(composition_json(f))) == f
+
+
+# --- a plan file against the edit, and drafted plans ------------------------------------------
+
+def test_plan_file_matches_its_own_edit_and_survives_review_edits():
+    sp = plan_for([5 * 24, 10 * 24, 6 * 24, 250 * 24], names=["A", "B", "C", "D"])
+    f = compose(sp, ComposeSettings())
+    check_against_edit(f, sp, source="plan.json")  # splits inside the long scene are allowed
+    # a reviewer merges B and C and restyles: boundaries still on cuts
+    doc = json.loads(composition_json(f))
+    chunks = doc["requests"][0]["composition_plan"]["chunks"]
+    chunks[1]["duration_ms"] += chunks[2]["duration_ms"]
+    chunks[1]["positive_styles"] = ["brass"]
+    del chunks[2]
+    check_against_edit(read_composition(json.dumps(doc), "plan.json"), sp, source="plan.json")
+
+
+def test_a_moved_cut_names_the_section_and_the_nearest_cut():
+    f = compose(plan_for([5 * 24, 10 * 24, 6 * 24], names=["A", "B", "C"]), ComposeSettings())
+    recut = plan_for([5 * 24 + 12, 10 * 24 - 12, 6 * 24], names=["A", "B", "C"])
+    with pytest.raises(InputError, match="no longer matches") as err:
+        check_against_edit(f, recut, source="plan.json")
+    assert ('request r01, section 2 "B" at 01:00:05:00 (5000 ms into the request) starts on no '
+            "cut; the nearest cut is 01:00:05:12") in str(err.value)
+    assert "section 3" not in str(err.value)
+
+
+def test_a_plan_for_another_edit_is_refused_with_timecodes():
+    f = compose(plan_for([5 * 24, 10 * 24, 6 * 24]), ComposeSettings())
+    longer = plan_for([5 * 24, 10 * 24, 8 * 24])
+    with pytest.raises(InputError, match="is for another edit") as err:
+        check_against_edit(f, longer, source="plan.json")
+    assert ("it covers 01:00:00:00-01:00:21:00 (504 frames); this edit's scored range is "
+            "01:00:00:00-01:00:23:00 (552 frames)") in str(err.value)
+    more = plan_for([5 * 24, 4 * 24, 6 * 24, 6 * 24])  # same length, one more scene
+    with pytest.raises(InputError, match=r"made from 3 scenes; this edit has 4; the first "
+                                         r"difference is at 01:00:09:00"):
+        check_against_edit(f, more, source="plan.json")
+    other = make_plan(scenes_of([5 * 24, 10 * 24, 6 * 24]), rate=R24, start_frame=HOUR24,
+                      scene_policy="markers", timeline_name="Reel 2")
+    with pytest.raises(InputError, match="timeline 'Reel 1'; this edit is 'Reel 2'"):
+        check_against_edit(f, other, source="plan.json")
+
+
+def test_limits_are_checked_after_the_cuts():
+    sp = plan_for([5 * 24, 10 * 24])
+    doc = json.loads(composition_json(compose(sp, ComposeSettings())))
+    doc["requests"][0]["composition_plan"]["chunks"][0]["text"] = "[" + "n" * 120 + "]"
+    with pytest.raises(InputError, match="the name has 120 characters; at most 100"):
+        check_against_edit(read_composition(json.dumps(doc), "plan.json"), sp)
+
+
+def _chunk(text, ms, styles, neg=()):
+    return GenerationChunk(text=text, duration_ms=ms, positive_styles=list(styles),
+                           negative_styles=list(neg))
+
+
+def test_draft_overwrite_keeps_drafted_styles_on_the_cut_sections():
+    drafted = CompositionPlan(chunks=[_chunk("[Verse]\nla la", 15000, ["folk", "guitar"]),
+                                      _chunk("[Chorus]", 15000, ["big drums"], ["synth"])])
+    cut = CompositionPlan(chunks=[_chunk("[A]", 9000, ["x"]), _chunk("[B]", 12000, ["y"]),
+                                  _chunk("[C]", 10000, ["z"])])
+    out = draft_overwrite(drafted, cut)
+    assert isinstance(out, CompositionPlan)
+    got = [(c.text, c.duration_ms, c.positive_styles, c.negative_styles) for c in out.chunks]  # type: ignore[union-attr]
+    # drafted times scale to 31 s: Verse 0–15.5 s, Chorus 15.5–31 s; B overlaps Verse 6.5 s, Chorus 5.5 s
+    assert got == [("[A]", 9000, ["folk", "guitar", "instrumental"], []),
+                   ("[B]", 12000, ["folk", "guitar", "instrumental"], []),
+                   ("[C]", 10000, ["big drums", "instrumental"], ["synth"])]
+    sung = draft_overwrite(drafted, cut, instrumental=False)
+    assert [c.text for c in sung.chunks] == ["[A]\nla la", "[B]", "[C]"]  # type: ignore[union-attr]
+
+
+def test_draft_overwrite_v1_and_a_wrong_shape():
+    sp = plan_for([5 * 24, 6 * 24], names=["A", "B"])
+    cut = compose(sp, ComposeSettings(model_id="music_v1")).requests[0].composition_plan
+    drafted = MusicPrompt(positive_global_styles=["lofi"], negative_global_styles=["vocals"],
+                          sections=[SongSection(section_name="Intro", positive_local_styles=["soft"],
+                                                negative_local_styles=[], duration_ms=30000,
+                                                lines=["hello"])])
+    out = draft_overwrite(drafted, cut)
+    assert plan_wire(out) == {
+        "positive_global_styles": ["lofi", "instrumental"], "negative_global_styles": ["vocals"],
+        "sections": [
+            {"section_name": "A", "positive_local_styles": ["soft"], "negative_local_styles": [],
+             "duration_ms": 5000, "lines": []},
+            {"section_name": "B", "positive_local_styles": ["soft"], "negative_local_styles": [],
+             "duration_ms": 6000, "lines": []}]}
+    with pytest.raises(InputError, match="drafted plan is a CompositionPlan but the model takes a MusicPrompt"):
+        draft_overwrite(CompositionPlan(chunks=[_chunk("[x]", 11000, [])]), cut)
+
+
+def test_draft_request_body():
+    f = compose(plan_for([5 * 24, 6 * 24]), ComposeSettings(model_id="music_v2_5",
+                                                           description="tense thriller"))
+    body = draft_request(f.requests[0], ComposeSettings(description="tense thriller"))
+    wire = body.model_dump(mode="json", exclude_none=True)
+    assert wire["prompt"] == "tense thriller. Instrumental."
+    assert wire["music_length_ms"] == 11000 and wire["model_id"] == "music_v2_5"
+    assert [c["duration_ms"] for c in wire["source_composition_plan"]["chunks"]] == [5000, 6000]
