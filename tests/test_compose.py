@@ -26,6 +26,7 @@ from reelscore.musicplan import (
     GenerationChunk,
     MusicPrompt,
     SongSection,
+    plan_model,
     plan_wire,
     sections_of,
 )
@@ -236,6 +237,12 @@ def test_a_marker_note_too_long_for_a_style_is_refused_with_its_timecode():
 def test_programme_shorter_than_a_section_is_refused():
     with pytest.raises(InputError, match=r"section 1 .* at 01:00:00:00: lasts 2000 ms"):
         compose(plan_for([2 * 24]), ComposeSettings())
+
+
+def test_a_model_without_plans_is_refused():
+    assert plan_model("music_v2_5") == "music_v2_5"
+    with pytest.raises(InputError, match="model 'eleven_v3' does not take composition plans"):
+        plan_model("eleven_v3")
 
 
 def test_composition_file_is_strict():

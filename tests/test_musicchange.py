@@ -81,3 +81,22 @@ def test_other_rates_and_sample_rates():
     report = measure_changes(audio.astype(np.float32), sr, rate=rate, cuts=[150])
     d = report.cuts[0].distance_frames
     assert d is not None and abs(d) <= Fraction(1, 2)
+
+
+def test_music_like_sections_changing_key_on_the_cuts():
+    """Arpeggios (plucked notes, 250 ms each) transposed per section: onsets every note, yet the
+    only changes reported are the section changes."""
+    note = SR // 4
+    t = np.arange(note) / SR
+    env = np.exp(-t * 8.0)
+
+    def figure(root: float, frames: int) -> np.ndarray:
+        cycle = np.concatenate([np.sin(2 * np.pi * root * r * t) * env for r in (1.0, 1.26, 1.5, 2.0)])
+        n = frames * PER_FRAME
+        return np.tile(cycle, n // cycle.size + 1)[:n]
+
+    lengths = [100, 84, 130]
+    audio = 0.3 * np.concatenate([figure(f, n) for f, n in zip((220.0, 294.0, 185.0), lengths)])
+    report = measure_changes(audio, SR, rate=R24, cuts=[100, 184])
+    assert len(report.changes) == 2
+    assert all(c.distance_frames is not None and abs(c.distance_frames) <= 1 for c in report.cuts)

@@ -98,13 +98,17 @@ def _hz_to_mel(hz: float) -> float:
     return 2595.0 * math.log10(1.0 + hz / 700.0)
 
 
+def _fft_size(sample_rate: int) -> int:
+    return 1 << max(6, round(math.log2(0.04 * sample_rate)))
+
+
 def band_levels(samples: np.ndarray, sample_rate: int, s: NoveltySettings) -> tuple[np.ndarray, int]:
     """(frames × bands) dB levels and the hop in samples; frame k is centred on sample k·hop."""
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim == 2:
         x = x.mean(axis=1)
     hop = max(1, round(sample_rate * s.hop_seconds))
-    n_fft = 1 << max(6, round(math.log2(0.04 * sample_rate)))
+    n_fft = _fft_size(sample_rate)
     padded = np.pad(x, (n_fft // 2, n_fft // 2))
     n = 1 + x.size // hop
     window = np.hanning(n_fft)
@@ -118,11 +122,11 @@ def band_levels(samples: np.ndarray, sample_rate: int, s: NoveltySettings) -> tu
     return 10.0 * np.log10(np.maximum(out, peak * 1e-8)), hop
 
 
-def novelty(levels: np.ndarray, hop: int, sample_rate: int, s: NoveltySettings,
-            n_fft_half: int) -> np.ndarray:
+def novelty(levels: np.ndarray, hop: int, sample_rate: int, s: NoveltySettings) -> np.ndarray:
+    """Per frame: RMS dB difference of the mean levels over the windows before and after it."""
     n = levels.shape[0]
     w = max(1, round(s.window * sample_rate / hop))
-    g = math.ceil(n_fft_half / hop)  # frames closer than this straddle t
+    g = math.ceil(_fft_size(sample_rate) / 2 / hop)  # frames closer than this straddle t
     csum = np.vstack([np.zeros((1, levels.shape[1])), np.cumsum(levels, axis=0)])
     t = np.arange(n)
     l_lo, l_hi = np.clip(t - g - w + 1, 0, n), np.clip(t - g + 1, 0, n)
@@ -140,8 +144,7 @@ def detect_changes(samples: np.ndarray, sample_rate: int,
     """Sample positions where the music changes."""
     s = settings or NoveltySettings()
     levels, hop = band_levels(samples, sample_rate, s)
-    n_fft = 1 << max(6, round(math.log2(0.04 * sample_rate)))
-    nov = novelty(levels, hop, sample_rate, s, n_fft // 2)
+    nov = novelty(levels, hop, sample_rate, s)
     if nov.size < 3 or not nov.any():
         return []
     med = float(np.median(nov))

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from reelscore.errors import InputError
 
 ModelId = Literal["music_v1", "music_v2", "music_v2_5"]
 PLAN_MODELS: tuple[str, ...] = ("music_v1", "music_v2", "music_v2_5")
@@ -124,6 +126,14 @@ def _plan_tag(value: object) -> str:
 
 PlanField = Annotated[Annotated[MusicPrompt, Tag("sections")] | Annotated[CompositionPlan, Tag("chunks")],
                       Discriminator(_plan_tag)]
+
+
+def plan_model(model_id: str) -> ModelId:
+    """*model_id* if it takes a composition plan; an ``InputError`` naming the choices if not."""
+    if model_id in PLAN_MODELS:
+        return cast(ModelId, model_id)
+    raise InputError(f"model {model_id!r} does not take composition plans",
+                     hint="use --model music_v1, music_v2 or music_v2_5 with --method compose")
 
 
 def plan_kind(model_id: str) -> type[MusicPrompt] | type[CompositionPlan]:
