@@ -19,17 +19,21 @@ each new scene, in order, every old run of the same source, source rate, speed a
 that shows an overlapping media span votes for the old scene it lies in at the offset that lines
 the two media spans up, weighted by the seconds they share. The best candidate wins (ties: an
 old scene not yet used, then the one nearest the old scene matched just before). It is then
-verified frame by frame over the new frames the old scene covers at that offset: every frame
-must show the same source frame (the same rate: exactly; different rates: within one source
-frame), black where black. A scene that passes is
+verified frame by frame: the longest run of the scene's frames that show, at that offset, what
+the old cut showed there (the same rate: the same source frame; different rates: within one
+source frame; black where black) is the scene's *kept* stretch. It may run across old scene
+boundaries (scenes merged or split differently: ``old_ids`` lists every old scene it draws on);
+the scene's other frames have no old music. A scene with such a run is
 
-* ``unchanged`` — all of it, and all of the old scene (``moved`` when its position changed);
-* ``trimmed`` — part of it: ``head_frames``/``tail_frames`` > 0 were cut off the old scene's
-  head/tail, < 0 were added there (extended; those frames have no old music);
+* ``unchanged`` — all of it, showing exactly the old scene(s) (``moved`` when its stack time
+  changed);
+* ``trimmed`` — ``head_frames``/``tail_frames`` > 0 were cut off the old scenes' head/tail,
+  < 0 are frames before/after the run that the old cut did not show there (extended, or a new
+  shot merged into the scene);
 * ``reordered`` — an old scene matched out of old order (the old scenes not on the longest
   increasing run of matched old scenes, in new order); it keeps its trim figures;
 
-otherwise (no candidate, or any frame differs) it is ``new``. Old scenes no new scene matched
+otherwise (no old frame shows any of its frames at one offset) it is ``new``. Old scenes no new scene matched
 are ``deleted``. A scene used twice keeps its music in both places (the second is reordered,
 unless it follows in old order).
 
@@ -56,7 +60,7 @@ import opentimelineio as otio
 from pydantic import BaseModel, ConfigDict, Field
 
 from reelscore.errors import InputError
-from reelscore.picture import Num, Picture, Segment, media_frame
+from reelscore.picture import Num, Picture, Segment, media_frame, media_frames
 from reelscore.plan import PlannedScene
 from reelscore.scenes import SceneCut
 from reelscore.timecode import rate_label, rate_str
@@ -130,7 +134,8 @@ class SceneChange(_Model):
     new_id: str | None = None
     new_start: int | None = None
     new_end: int | None = None
-    old_id: str | None = None
+    old_id: str | None = None  # the old scene this one matched
+    old_ids: list[str] = Field(default_factory=list)  # every old scene the kept frames come from
     old_start: int | None = None
     old_end: int | None = None
     # The matched stretch: new frames [keep_start, keep_end) show old time + offset_seconds.
@@ -261,6 +266,7 @@ class _OldRun:
     run: SourceRun
     lo: Fraction  # media span [lo, hi) in source frames, whichever the direction
     hi: Fraction
+    speed: Fraction
 
 
 def _speed(run: SourceRun, rate: Fraction) -> Fraction:
@@ -288,11 +294,18 @@ class _Cut:
                 if r.source != BLACK:
                     lo, hi = _media_span(r)
                     self.by_source.setdefault((r.source, r.src_rate, r.backward), []).append(
-                        _OldRun(si, r, lo, hi))
+                        _OldRun(si, r, lo, hi, _speed(r, self.rate)))
         for runs in self.by_source.values():
             runs.sort(key=lambda o: o.lo)
         self.los = {k: [o.lo for o in v] for k, v in self.by_source.items()}
         self.longest = {k: max(o.hi - o.lo for o in v) for k, v in self.by_source.items()}
+
+    def scene_of(self, frame: int) -> int:
+        return bisect.bisect_right(self.scene_starts, frame) - 1
+
+    def key_at(self, frame: int) -> Key:
+        si = self.scene_of(frame)
+        return self.keys(si)[frame - self.fp.scenes[si].start]
 
     def keys(self, si: int) -> list[Key]:
         """Per record frame of scene *si*, what it shows."""
@@ -302,7 +315,9 @@ class _Cut:
                 if r.source == BLACK:
                     keys.extend([None] * r.count)
                 else:
-                    keys.extend((r.source, r.src_rate, r.frame_at(t)) for t in range(r.start, r.end))
+                    frames = media_frames(Fraction(r.media_start), Fraction(r.step), r.count,
+                                          r.backward)
+                    keys.extend((r.source, r.src_rate, f) for f in frames)
             self._keys[si] = keys
         return self._keys[si]
 
@@ -324,7 +339,7 @@ def _candidates(new: _Cut, old: _Cut, ns: SceneFingerprint) -> dict[tuple[int, F
         for o in pool[first:]:
             if o.lo >= hi:
                 break
-            if o.hi <= lo or _speed(o.run, old.rate) != v:
+            if o.hi <= lo or o.speed != v:
                 continue
             for d in _offsets(r, new.rate, o.run, old.rate, v):
                 if same_rate and (d * new.rate).denominator != 1:
@@ -354,29 +369,37 @@ def _same(a: Key, b: Key, exact: bool) -> bool:
     return a == b if exact else (a[:2] == b[:2] and abs(a[2] - b[2]) <= 1)
 
 
-def _verify(new: _Cut, old: _Cut, ni: int, oi: int, d: Fraction) -> tuple[int, int, int, int] | None:
-    """New frames [lo, hi) that old scene *oi* covers at offset *d*, with the old frames they
-    land on (first, last); None unless every one of them shows the same picture."""
-    ns, os_ = new.fp.scenes[ni], old.fp.scenes[oi]
-    nkeys, okeys = new.keys(ni), old.keys(oi)
+def _verify(new: _Cut, old: _Cut, ni: int, d: Fraction) -> tuple[int, int, int, int] | None:
+    """The longest run of new frames [lo, hi) of scene *ni* that show, at offset *d*, what the
+    old cut showed (across old scene boundaries), with the old frames of its ends; None if none.
+    """
+    ns = new.fp.scenes[ni]
+    nkeys = new.keys(ni)
+    o_lo, o_hi = old.fp.range
     exact = new.rate == old.rate
-    lo = hi = None
-    first = last = 0
-    for t in range(ns.start, ns.end):
-        u = (Fraction(t) / new.rate + d) * old.rate
-        u_frame = int(u) if u.denominator == 1 else int(u // 1)
-        if not os_.start <= u_frame < os_.end:
-            if lo is not None:
-                break
-            continue
-        if not _same(nkeys[t - ns.start], okeys[u_frame - os_.start], exact):
-            return None
-        if lo is None:
-            lo, first = t, u_frame
-        hi, last = t + 1, u_frame
-    if lo is None or hi is None:
-        return None
-    return lo, hi, first, last
+    best: tuple[int, int, int, int] | None = None
+    run: tuple[int, int] | None = None  # (first new frame, its old frame)
+    shift = d * old.rate  # whole frames at one rate (match_cuts only offers those)
+
+    def old_frame(t: int) -> int:
+        if exact:
+            return t + int(shift)
+        return int((Fraction(t) / new.rate + d) * old.rate // 1)
+
+    for t in range(ns.start, ns.end + 1):
+        u = -1
+        if t < ns.end:
+            u = old_frame(t)
+            if not (o_lo <= u < o_hi and _same(nkeys[t - ns.start], old.key_at(u), exact)):
+                u = -1
+        if u >= 0 and run is None:
+            run = (t, u)
+        elif u < 0 and run is not None:
+            if best is None or t - run[0] > best[1] - best[0]:
+                last = old_frame(t - 1)
+                best = (run[0], t, run[1], last)
+            run = None
+    return best
 
 
 def _longest_increasing(seq: list[int]) -> set[int]:
@@ -444,10 +467,10 @@ def match_cuts(old: CutFingerprint, new: CutFingerprint) -> ChangeList:
                                                        abs(kv[0][1] - prev_d)))
         hit = None
         for (oi, d), _ in ranked[:8]:
-            span = _verify(nc, oc, ni, oi, d)
+            span = _verify(nc, oc, ni, d)
             if span is not None:
                 hit = (ni, oi, d, span)
-                used.add(oi)
+                used.update(range(oc.scene_of(span[2]), oc.scene_of(span[3]) + 1))
                 prev_old, prev_d = oi, d
                 break
         found.append(hit)
@@ -468,17 +491,19 @@ def match_cuts(old: CutFingerprint, new: CutFingerprint) -> ChangeList:
                                        new_end=ns.end))
             continue
         _, oi, d, (lo, hi, first, last) = h
-        os_ = old.scenes[oi]
+        covered = old.scenes[oc.scene_of(first): oc.scene_of(last) + 1]
+        o_start, o_end = covered[0].start, covered[-1].end
         ratio = nc.rate / oc.rate
-        head = -(lo - ns.start) if lo > ns.start else round((first - os_.start) * ratio)
-        tail = -(ns.end - hi) if hi < ns.end else round((os_.end - last - 1) * ratio)
+        head = -(lo - ns.start) if lo > ns.start else round((first - o_start) * ratio)
+        tail = -(ns.end - hi) if hi < ns.end else round((o_end - last - 1) * ratio)
         kind: ChangeKind = "unchanged" if head == tail == 0 else "trimmed"
         if k not in in_order:
             kind = "reordered"
         k += 1
         changes.append(SceneChange(
-            kind=kind, new_id=ns.id, new_start=ns.start, new_end=ns.end, old_id=os_.id,
-            old_start=os_.start, old_end=os_.end, keep_start=lo, keep_end=hi,
+            kind=kind, new_id=ns.id, new_start=ns.start, new_end=ns.end,
+            old_id=old.scenes[oi].id, old_ids=[c.id for c in covered], old_start=o_start,
+            old_end=o_end, keep_start=lo, keep_end=hi,
             offset_seconds=str(d), moved=d != 0, head_frames=head, tail_frames=tail))
     for oi, os_ in enumerate(old.scenes):
         if oi not in used:
