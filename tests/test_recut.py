@@ -36,6 +36,12 @@ def cut(shots: list[Shot], rate: Fraction = Fraction(24), *, start_frame: int = 
     opts = {} if src_rate is None else {"rate": src_rate}
     items = [("clip", Path(f"/media/{name}.mov"), i, src_in, frames, opts)
              for i, (name, src_in, frames) in enumerate(shots)]
+    return cut_items(items, rate, start_frame=start_frame, min_seconds=min_seconds)
+
+
+def cut_items(items: list[tuple], rate: Fraction = Fraction(24), *, start_frame: int = 0,
+              min_seconds: float = 0.01) -> CutFingerprint:
+    """Like :func:`cut`, from tests/edits.py items (gaps, dissolves, speed, freeze)."""
     tl = build_timeline([items], rate, start_frame=start_frame)
     pic = build_picture(tl)
     scenes = find_scenes(tl, pic, policy="cuts", start=0, end=pic.duration,
@@ -208,6 +214,26 @@ def test_long_cut_from_one_source() -> None:
     assert [c.old_id for c in cl.of_kind("deleted")] == ["s701"]
     assert [(g.reasons, g.scene_ids) for g in plan.generate] == [
         (["join"], ["s700", "s701"]), (["new"], ["s1200"])]
+
+
+def test_gaps_speed_reverse_and_freeze_are_part_of_the_picture() -> None:
+    def clip(name: str, src_in: int, frames: int, **opts: object) -> tuple:
+        return ("clip", Path(f"/media/{name}.mov"), 0, src_in, frames, opts)
+
+    old_items = [clip("A", 100, 48), ("gap", 12), clip("B", 200, 24, speed=-1),
+                 clip("C", 300, 24, speed=0.5), clip("D", 400, 20, freeze=True)]
+    old = cut_items(old_items)
+    assert [r.source for r in old.scenes[0].runs] == ["ExternalReference:A.mov", ""]
+    # The same edit moved by a new opening shot: every scene still matches where it was.
+    cl = match_cuts(old, cut_items([clip("X", 0, 10), *old_items]))
+    assert [(c.kind, c.old_id, c.offset) for c in cl.changes] == [
+        ("new", None, 0)] + [("unchanged", f"s00{i}", Fraction(-10, 24)) for i in (1, 2, 3, 4)]
+    # A longer gap, B reversed the other way, C at another speed, D frozen on another frame.
+    changed = [clip("A", 100, 48), ("gap", 14), clip("B", 200, 24),
+               clip("C", 300, 24, speed=0.25), clip("D", 401, 20, freeze=True)]
+    cl = match_cuts(old, cut_items(changed))
+    assert [(c.kind, c.head_frames, c.tail_frames) for c in cl.changes[:5]] == [
+        ("trimmed", 0, -2), ("new", 0, 0), ("new", 0, 0), ("new", 0, 0), ("deleted", 0, 0)]
 
 
 def test_sample_exact_mapping_at_ntsc_rates() -> None:
