@@ -184,7 +184,9 @@ def test_scenes_merged_differently_match_across_old_scene_boundaries() -> None:
     cl = match_cuts(cut([A, short, B]), cut([A, short, B], min_seconds=0.5))
     assert [(c.kind, c.old_ids) for c in cl.changes] == [("unchanged", ["s001"]),
                                                          ("unchanged", ["s002", "s003"])]
-    assert [(k.new_start, k.new_end, k.old_start) for k in kept_ranges(cl).kept] == [(0, 90, 0)]
+    [k] = kept_ranges(cl).kept
+    assert (k.new_start, k.new_end, k.old_start, k.old_scene_ids) == (0, 90, 0,
+                                                                     ["s001", "s002", "s003"])
     # The other way round, with the short shot dropped: B is the old merged scene, head trimmed.
     cl = match_cuts(cut([A, short, B], min_seconds=0.5), cut([A, B]))
     b = cl.changes[1]
@@ -327,7 +329,7 @@ def recuts(draw: st.DrawFn) -> tuple[list[Shot], list[Shot], set[int]]:
     old = [(SOURCES[i], draw(st.integers(0, 50)) * 10, draw(st.integers(6, 40))) for i in range(n)]
     new: list[tuple[Shot, bool]] = [(s, True) for s in old]
     for _ in range(draw(st.integers(0, 5))):
-        op = draw(st.sampled_from(["delete", "move", "trim", "insert", "duplicate"]))
+        op = draw(st.sampled_from(["delete", "move", "trim", "trim", "insert", "duplicate"]))
         if not new:
             break
         i = draw(st.integers(0, len(new) - 1))
@@ -337,8 +339,8 @@ def recuts(draw: st.DrawFn) -> tuple[list[Shot], list[Shot], set[int]]:
         elif op == "move":
             new.insert(draw(st.integers(0, len(new) - 1)), new.pop(i))
         elif op == "trim" and frames > 4:
-            head = draw(st.integers(0, frames // 2 - 1))
-            tail = draw(st.integers(0, frames // 2 - 1))
+            head = draw(st.integers(-min(src_in, 10), frames // 2 - 1))  # < 0: extend
+            tail = draw(st.integers(-10, frames // 2 - 1))
             if head or tail:
                 new[i] = ((name, src_in + head, frames - head - tail), False)
         elif op == "insert":
@@ -353,11 +355,12 @@ def recuts(draw: st.DrawFn) -> tuple[list[Shot], list[Shot], set[int]]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(recuts(), st.integers(0, 30), st.integers(0, 12))
+@given(recuts(), st.integers(0, 30), st.integers(0, 12),
+       st.sampled_from([Fraction(24), Fraction(25), Fraction(30000, 1001)]))
 def test_random_recuts(case: tuple[list[Shot], list[Shot], set[int]], join: int,
-                       handle: int) -> None:
+                       handle: int, rate: Fraction) -> None:
     old_shots, new_shots, exact = case
-    old, new = cut(old_shots), cut(new_shots)
+    old, new = cut(old_shots, rate), cut(new_shots, rate)
     assert len(new.scenes) == len(new_shots)
     try:
         cl = match_cuts(old, new)
@@ -375,8 +378,9 @@ def test_random_recuts(case: tuple[list[Shot], list[Shot], set[int]], join: int,
         assert lo <= k.new_start < k.new_end <= hi
         assert k.old_end - k.old_start == k.frames
         assert old.range[0] <= k.old_start and k.old_end <= old.range[1]
-        assert k.new_samples == (k.new_start * 2000, k.new_end * 2000)
-        assert k.old_sample_start == k.old_start * 2000
+        assert k.new_samples == (frame_to_sample(k.new_start, rate),
+                                 frame_to_sample(k.new_end, rate))
+        assert k.old_sample_start == frame_to_sample(k.old_start, rate)
         # Kept music comes from old frames that showed the same picture.
         for t in range(k.new_start, k.new_end):
             assert _shown(new, t) == _shown(old, t - k.new_start + k.old_start)

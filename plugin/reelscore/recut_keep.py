@@ -113,7 +113,7 @@ def _kept(c: SceneChange, lo: int, hi: int, rn: Fraction, ro: Fraction, sr: int)
         new_start=lo, new_end=hi, old_start=round(old_lo), old_end=round(old_hi),
         offset_seconds=str(d), new_samples=(frame_to_sample(lo, rn, sr), frame_to_sample(hi, rn, sr)),
         old_sample_start=frame_to_sample(old_lo, ro, sr),
-        scene_ids=[c.new_id or ""], old_scene_ids=[c.old_id or ""])
+        scene_ids=[c.new_id or ""], old_scene_ids=list(c.old_ids) or [c.old_id or ""])
 
 
 def _gen(lo: int, hi: int, reason: GenerateReason, sid: str | None) -> GenerateRange:
@@ -145,7 +145,7 @@ def kept_ranges(changes: ChangeList, *, handle_frames: int = 12, join_frames: in
                 "new_end": p.new_end, "old_end": p.old_end, "new_samples": (
                     last.new_samples[0], p.new_samples[1]),
                 "scene_ids": last.scene_ids + p.scene_ids,
-                "old_scene_ids": last.old_scene_ids + p.old_scene_ids})
+                "old_scene_ids": _union(last.old_scene_ids, p.old_scene_ids)})
         else:
             pieces.append(p)
 
