@@ -6,6 +6,7 @@ on ExternalReference sources that are never opened. Each clip is a scene (``--sc
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from reelscore.recut_keep import (
     kept_ranges,
 )
 from reelscore.scenes import check_tiling, find_scenes
+from reelscore.timecode import frames_to_tc, tc_to_frames
+from reelscore.timeline import load_edit
 from tests.edits import build_timeline
 
 Shot = tuple[str, int, int]  # source name, source in, frames (at the source's rate)
@@ -236,6 +239,57 @@ def test_gaps_speed_reverse_and_freeze_are_part_of_the_picture() -> None:
     cl = match_cuts(old, cut_items(changed))
     assert [(c.kind, c.head_frames, c.tail_frames) for c in cl.changes[:5]] == [
         ("trimmed", 0, -2), ("new", 0, 0), ("new", 0, 0), ("new", 0, 0), ("deleted", 0, 0)]
+
+
+SAMPLES = Path("/work/shared/otio_samples")
+
+
+def edl_cut(path: Path) -> CutFingerprint:
+    edit = load_edit(path, rate=Fraction(24))
+    pic = build_picture(edit.timeline)
+    scenes = find_scenes(edit.timeline, pic, policy="cuts", start=0, end=pic.duration,
+                         start_frame=edit.start_frame, min_seconds=0.5)
+    return fingerprint(pic, scenes, start_frame=edit.start_frame)
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="sample edits not available")
+def test_real_edl_with_dissolves_ripple_deleted_and_renumbered(tmp_path: Path) -> None:
+    """dissolve_test_4.edl, and a new version without event 002: later events ripple up 51
+    frames and are renumbered (so EDL event numbers cannot be the identity: reels are)."""
+    rate = Fraction(24)
+    lines = (SAMPLES / "dissolve_test_4.edl").read_text().splitlines()
+    out: list[str] = []
+    for line in lines:
+        event = re.match(r"^(\d{3})(\s.*?)(\S+) (\S+)$", line)
+        if event is None:
+            out.append(line)
+            continue
+        number, middle, rec_in, rec_out = event.groups()
+        if number == "002":
+            continue
+        if number > "002":
+            number = f"{int(number) - 1:03d}"
+            rec_in, rec_out = (frames_to_tc(tc_to_frames(tc, rate) - 51, rate)
+                               for tc in (rec_in, rec_out))
+        out.append(f"{number}{middle}{rec_in} {rec_out}")
+    new_path = tmp_path / "v2.edl"
+    new_path.write_text("\n".join(out) + "\n")
+    old, new = edl_cut(SAMPLES / "dissolve_test_4.edl"), edl_cut(new_path)
+    assert len(old.scenes) == 6 and len(new.scenes) == 5
+    cl = match_cuts(old, new)
+    # Event 001 now dissolves into ABC0020: the frames of 001 past its old out point, shown
+    # while it dominates the dissolve, are new picture; the rest is the old picture, moved.
+    assert kinds(cl) == [("trimmed", "s001", "s001")] + [
+        ("unchanged", f"s00{i}", f"s00{i + 1}") for i in (2, 3, 4, 5)] + [("deleted", None, "s002")]
+    assert (cl.changes[0].head_frames, cl.changes[0].tail_frames) == (0, -17)
+    assert all(c.offset == Fraction(51, 24) for c in cl.changes[1:5])
+    plan = kept_ranges(cl, join_frames=12, handle_frames=12)
+    assert [(g.new_start, g.new_end, g.reasons, g.handle_before, g.handle_after)
+            for g in plan.generate] == [(30, 47, ["extended"], 12, 12)]
+    assert [(k.new_start, k.new_end, k.old_start, k.old_end) for k in plan.kept] == [
+        (0, 30, 0, 30), (47, 426, 98, 477)]
+    text = change_list_text(cl)
+    assert "01:04:15:19" in text.splitlines()[3]  # old s003's record in, before the ripple
 
 
 def test_sample_exact_mapping_at_ntsc_rates() -> None:

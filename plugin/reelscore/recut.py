@@ -11,7 +11,8 @@ instant at the first frame and the media frames per record frame, direction). In
 the part that contributes most to the frame counts. Black (gaps) is a run with ``source == ""``.
 A source's identity is its media reference kind and file name (``ExternalReference:A001.mov``;
 an image sequence: folder name, prefix and suffix), so a relinked copy of the same file still
-matches. The fingerprint is all a previous job must keep (in its manifest) to be matched later.
+matches; without a file (an EDL), the reel (``reel:A001``), else the clip's name. The
+fingerprint is all a previous job must keep (in its manifest) to be matched later.
 
 **Matching** (:func:`match_cuts`). Offsets between versions are exact ``Fraction`` seconds of
 stack time (0 = ``global_start_time``), so versions at different rates can be compared. For
@@ -49,7 +50,7 @@ Kept music, the stretches to generate, the cost and the printed change list are 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import PurePosixPath
@@ -173,7 +174,8 @@ class ChangeList(_Model):
 
 
 def source_identity(clip: otio.schema.Clip) -> str:
-    """A source's identity across versions: reference kind and file name (not the folder)."""
+    """A source's identity across versions: the file name of its media (not the folder), else
+    an EDL's reel (its event numbers change between versions), else the clip's name."""
     ref = clip.media_reference
     kind = type(ref).__name__
     if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
@@ -181,6 +183,9 @@ def source_identity(clip: otio.schema.Clip) -> str:
     if isinstance(ref, otio.schema.ImageSequenceReference) and ref.target_url_base:
         folder = _basename(ref.target_url_base.rstrip("/"))
         return f"{kind}:{folder}/{ref.name_prefix}#{ref.name_suffix}"
+    cmx = clip.metadata.get("cmx_3600")
+    if isinstance(cmx, Mapping) and cmx.get("reel"):
+        return f"reel:{cmx['reel']}"
     return f"{kind}:{clip.name}"
 
 
