@@ -1,7 +1,7 @@
 """A long-form programme for the tests: an hour of 29.97 picture in two reels, from coded sources.
 
 Everything is generated: a few tiny frame-coded sources (every frame shows its source id and
-number, see :mod:`reelscore.framecode`) and an edit of a few hundred cuts between them, written as
+number, see :mod:`tests.framecode`) and an edit of a few hundred cuts between them, written as
 an OTIO file. :class:`Programme` keeps the cut list it was built from, so the tests can say what
 the picture shows at any record frame without asking the code under test.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import opentimelineio as otio
 
-from reelscore.framecode import write_coded_video
 from tests.edits import build_timeline
+from tests.framecode import write_coded_video
 
 NTSC = Fraction(30000, 1001)
 HOUR_DF_FRAMES = 107892  # 60 minutes of 29.97 drop-frame: 01:00:00;00 is frame 107892

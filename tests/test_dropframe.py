@@ -19,7 +19,6 @@ from opentimelineio import opentime
 
 from reelscore.describe import describe_plan
 from reelscore.errors import InputError, RangeError
-from reelscore.framecode import read_codes
 from reelscore.picture import build_picture
 from reelscore.pipeline import ScoreSettings, plan_edit
 from reelscore.plan import make_plan
@@ -29,6 +28,7 @@ from reelscore.timecode import frames_to_tc, tc_to_frames
 from reelscore.timeline import load_edit, normalise
 from reelscore.writeback import ScoreMedia, add_score_tracks, verify_written, write_edit
 from tests.edits import build_timeline
+from tests.framecode import read_codes
 from tests.test_writeback_formats import write_wav
 
 DF30 = Fraction(30000, 1001)

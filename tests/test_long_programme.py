@@ -24,10 +24,10 @@ from opentimelineio import opentime
 
 from reelscore.conform import frames_to_samples
 from reelscore.ffmpeg_cli import decode_gray_frames
-from reelscore.framecode import read_code
 from reelscore.pipeline import ScoreSettings, score_file
 from reelscore.providers import GenerationSettings
 from tests.audio_helpers import dominant_pitch_class, wav_header
+from tests.framecode import read_code
 from tests.longform import HOUR_DF_FRAMES, NTSC, Programme, wav_window, write_programme
 
 # The hour takes about 3 minutes on 2 idle cores; shared CI machines can take several times that.
