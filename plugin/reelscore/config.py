@@ -123,7 +123,7 @@ class UploaderSection(_Strict):
     prefix: str | None = None
     expires_s: int | None = Field(default=None, ge=60, le=7 * 24 * 3600)
     keep: bool | None = None
-    addressing_style: Literal["path", "virtual"] | None = None
+    addressing_style: Literal["auto", "path", "virtual"] | None = None
 
 
 class ProfileTable(SiteSettings):

@@ -106,6 +106,13 @@ def run(
     return proc
 
 
+
+def capture(args: Sequence[str], purpose: str, *, timeout: float | None = 60) -> str:
+    """Run one ffmpeg command and return what it printed on stdout (e.g. ``-version``)."""
+    return run(args, purpose, stdout=subprocess.PIPE, timeout=timeout).stdout.decode(
+        "utf-8", "replace")
+
+
 # ------------------------------------------------------------------------------ streaming pipes
 
 

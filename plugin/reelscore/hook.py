@@ -95,7 +95,7 @@ HOOK_KEYS: dict[str, str] = {
     "uploader.prefix": "key prefix of the uploads",
     "uploader.expires_s": "lifetime of the presigned URLs (seconds)",
     "uploader.keep": "true: keep the uploaded clips after the job",
-    "uploader.addressing_style": "path | virtual",
+    "uploader.addressing_style": "auto | path | virtual",
 }
 _LISTS = {"tags": ",", "media_root": os.pathsep}
 _RUN_ONLY = ("config", "profile", "work_dir", "source", "range")

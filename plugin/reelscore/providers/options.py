@@ -46,6 +46,9 @@ class UploaderConfig(BaseModel):
     # short enough that a leaked URL stops working the same day; SigV4 allows at most 7 days.
     expires_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     keep: bool = False  # leave the objects in the bucket after the job
+    # S3-compatible stores on a private host (MinIO, Ceph) often need path-style URLs; None lets
+    # botocore choose (virtual-hosted on AWS).
+    addressing_style: Literal["auto", "path", "virtual"] | None = None
 
 
 class HttpOptions(BaseModel):

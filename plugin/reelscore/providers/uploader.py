@@ -83,7 +83,8 @@ def s3_client(config: UploaderConfig, *, redactor: Redactor, allow_insecure: boo
     redactor.add(frozen.token)
     return session.client(
         "s3", endpoint_url=config.endpoint_url, region_name=config.region,
-        config=Config(signature_version="s3v4", retries={"total_max_attempts": 1}))
+        config=Config(signature_version="s3v4", retries={"total_max_attempts": 1},
+                      s3={"addressing_style": config.addressing_style or "auto"}))
 
 
 def _s3_error(exc: Exception, config: UploaderConfig, operation: str,
