@@ -28,11 +28,16 @@ class CountingProvider:
     """The real offline engine, counting calls (and optionally dying after 'sending')."""
 
     name = "local"
+    charges = True  # counted as a paid service: a request sent and lost needs --resubmit
+    reports_upload_complete = False
 
     def __init__(self, die: bool = False) -> None:
         self.inner = LocalProvider(ProviderConfig())
         self.calls = 0
         self.die = die
+
+    def preflight(self) -> None:
+        return None
 
     def generate(self, request, out_dir, *, on_event=lambda n, d: None):
         self.calls += 1

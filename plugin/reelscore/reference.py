@@ -101,6 +101,7 @@ class ReferenceRenderer:
         self.movie = movie
         self.on_frames = on_frames
         self.decoder_threads: int | None = None  # set by render_all
+        self.max_workers: int | None = None
 
     def runs_for(self, video: PlannedVideo, encode: EncodeSettings) -> list[SourceRun]:
         first = video.start_frame + video.range.start - self.movie.start_frame

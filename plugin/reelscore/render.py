@@ -75,6 +75,14 @@ class SharesCores(Protocol):
 
 
 class Renderer(Protocol):
+    # Parallel renders this renderer allows (None: as many as the run's workers).
+    max_workers: int | None
+
+    def cache_key(self, video: PlannedVideo, encode: EncodeSettings) -> str | None:
+        """A fingerprint of everything that makes the clip's pixels, or None when the inputs
+        cannot be seen (then clips are never reused)."""
+        ...
+
     def render_video(self, video: PlannedVideo, out_path: Path, encode: EncodeSettings) -> None:
         """Write *video* (its ``timeline_range``) as an H.264 MP4 at *out_path*."""
         ...
@@ -591,6 +599,7 @@ class FFmpegRenderer:
         self.on_frames = on_frames
         self.origins = MediaOrigins()
         self.decoder_threads: int | None = None  # set by render_all from its worker count
+        self.max_workers: int | None = None
         self._lookups: dict[int, MediaLookup | None] = {}
         self._lock = threading.Lock()
 
@@ -689,23 +698,31 @@ def render_all(
     jobs: list[tuple[PlannedVideo, Path, EncodeSettings]],
     *,
     workers: int | None = None,
+    on_done: Callable[[PlannedVideo, Path, EncodeSettings], None] | None = None,
 ) -> None:
     """Render several clips in parallel (bounded by cores and memory); the first failure is
-    raised after the renders already running have finished."""
+    raised after the renders already running have finished. *on_done* is called (in the
+    rendering thread) as soon as each clip is written."""
     if not jobs:
         return
     workers = workers or default_workers(len(jobs))
     if isinstance(renderer, SharesCores) and renderer.decoder_threads is None:
         # Share the cores between the parallel decoders instead of oversubscribing them.
         renderer.decoder_threads = max(1, (os.cpu_count() or 2) // max(1, workers))
+
+    def one(video: PlannedVideo, path: Path, encode: EncodeSettings) -> None:
+        renderer.render_video(video, path, encode)
+        if on_done is not None:
+            on_done(video, path, encode)
+
     if workers == 1 or len(jobs) <= 1:
         for video, path, encode in jobs:
-            renderer.render_video(video, path, encode)
+            one(video, path, encode)
         return
     # Longest first, so one long clip does not start last and run alone.
     ordered = sorted(jobs, key=lambda j: -j[0].frames)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(renderer.render_video, v, p, e) for v, p, e in ordered]
+        futures = [pool.submit(one, v, p, e) for v, p, e in ordered]
         try:
             for f in futures:
                 f.result()

@@ -99,6 +99,16 @@ def _ignore(_name: str, _data: dict[str, Any]) -> None:
 @runtime_checkable
 class Provider(Protocol):
     name: str
+    # Whether a generation may cost money (then a request that may have reached the service is
+    # never sent again without --resubmit).
+    charges: bool
+    # Whether generate() emits "upload_complete" just before the last byte of a request leaves
+    # (then an upload that never completed is known to be safe to resend).
+    reports_upload_complete: bool
+
+    def preflight(self) -> None:
+        """Fail now (missing key, refused plan) rather than after rendering."""
+        ...
 
     def generate(
         self, request: GenerationRequest, out_dir: Path, *, on_event: EventSink = _ignore

@@ -568,6 +568,7 @@ class ElevenLabsProvider:
     """The ElevenLabs video-to-music API (or a compatible host given with ``--base-url``)."""
 
     name = "elevenlabs"
+    charges = True
     # Emits "upload_complete" just before the last byte of a request body is sent, so the job
     # can tell an upload that never completed (safe to resend) from a request that may be charged.
     reports_upload_complete = True

@@ -653,6 +653,11 @@ class TaskProvider:
 
     name = "task"
     default_base_url = ""
+    charges = True
+    reports_upload_complete = False
+
+    def preflight(self) -> None:
+        return None  # subclasses check their key here
 
     def __init__(self, config: ProviderConfig, *, api: TaskAPI,
                  uploader: Any = None, transport: httpx.BaseTransport | None = None,

@@ -65,6 +65,7 @@ class ResolveRenderer:
     """Implements reelscore.render.Renderer through Resolve's render queue."""
 
     name = "resolve"
+    max_workers: int | None = 1  # one render queue, one set of render settings
 
     def __init__(
         self,
@@ -164,6 +165,10 @@ class ResolveRenderer:
         self.restore_problems.extend(problems)
 
     # ------------------------------------------------------------------------------- render
+
+    def cache_key(self, video: PlannedVideo, encode: EncodeSettings) -> str | None:
+        """None: the grades, effects and titles Resolve renders cannot be fingerprinted."""
+        return None
 
     def render_video(self, video: PlannedVideo, out_path: Path, encode: EncodeSettings) -> None:
         """The Renderer protocol: ``video.timeline_range`` is stack time at the timeline rate.
