@@ -66,8 +66,8 @@ def make_sources(folder: Path) -> list[Path]:
         if not path.exists():
             ffmpeg_cli.run(ffmpeg_cli.base_args() + [
                 "-f", "lavfi", "-i", f"{pattern}=size=320x180:rate=30000/1001",
-                "-vf", "noise=alls=12:allf=t", "-t", str(SOURCE_SECONDS),
-                "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p",
+                "-t", str(SOURCE_SECONDS), "-c:v", "libx264", "-preset", "veryfast", "-crf", "28",
+                "-g", "30", "-pix_fmt", "yuv420p",
                 ffmpeg_cli.file_arg(path)], f"make {path.name}")
         out.append(path)
     return out

@@ -104,6 +104,7 @@ def _render_and_generate(
             else:
                 gen.state(req.id, "queued")
                 pool.submit(decision)
+        clips.summarise()
         gen.open()
         pool.finish()
     except Exception:

@@ -52,6 +52,8 @@ class ClipRenderer:
         self.encodes = plan_encode(self.plan)
         # A renderer may limit its own parallelism (Resolve has one render queue).
         self.workers = renderer.max_workers or settings.workers
+        self.rendered = 0  # clips rendered (not reused) by this run, and the time it took
+        self.seconds = 0.0
 
     def render_request(self, req: PlannedRequest) -> list[ClipRef]:
         """The request's clips in order, rendered (or reused) and recorded."""
@@ -100,10 +102,14 @@ class ClipRenderer:
             record = clip_record(video, path, self.encodes[req.id], key, rate)
             clips[video.id] = record.clip
             job.record_render(video.id, record, save=False)
-        if todo:
-            job.event("rendered", {"request": req.id, "clips": len(todo),
-                                   "seconds": round(time.monotonic() - t0, 3)})
+        self.rendered += len(todo)
+        self.seconds += time.monotonic() - t0
         return [clips[v.id] for v in req.videos]
+
+    def summarise(self) -> None:
+        """One ``rendered`` event for the run (none when every clip was reused)."""
+        if self.rendered:
+            self.job.event("rendered", {"clips": self.rendered, "seconds": round(self.seconds, 3)})
 
 
 def render_clips(planned: PlannedEdit, job: Job, renderer: Renderer, settings: ScoreSettings,
@@ -114,4 +120,5 @@ def render_clips(planned: PlannedEdit, job: Job, renderer: Renderer, settings: S
     out: dict[str, ClipRef] = {}
     for req in planned.plan.requests:
         out.update(zip([v.id for v in req.videos], step.render_request(req), strict=True))
+    step.summarise()
     return out
