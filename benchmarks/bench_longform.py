@@ -1,6 +1,7 @@
 """Benchmark: a 60-minute programme scored with requests in flight together.
 
-    python benchmarks/bench_longform.py [--minutes 60] [--delay 20] [--cuts 600] [--dir DIR]
+    python benchmarks/bench_longform.py [--minutes 60] [--delay 20] [--cuts 600]
+                                        [--request-seconds 600] [--dir DIR]
 
 The local contract server (tests/contract_server.py, 127.0.0.1) stands in for the service and
 "generates" each request for DELAY seconds. Measured in the same run, each from a fresh job folder:
@@ -124,29 +125,23 @@ class Clock:
             self.states.append((round(time.perf_counter() - self.t0, 2), request_id, state))
 
 
-def settings(**kw: object) -> ScoreSettings:
-    return ScoreSettings(provider="elevenlabs", min_scene_seconds=2.0,
-                         generation=GenerationSettings(output_format="mp3_44100_128"), **kw)
-
-
-def render_alone(edit: Path, work: Path) -> tuple[float, int]:
+def render_alone(edit: Path, work: Path, settings: ScoreSettings) -> tuple[float, int]:
     loaded = load_edit(edit)
     t0 = time.perf_counter()
-    planned = plan_edit(loaded, settings())
+    planned = plan_edit(loaded, settings)
     job = Job(work)
     with job.locked():
         job.open()
-        render_clips(planned, job, default_renderer(planned, settings()), settings(),
-                     NoProgress())
+        render_clips(planned, job, default_renderer(planned, settings), settings, NoProgress())
     return time.perf_counter() - t0, len(planned.plan.requests)
 
 
-def score(edit: Path, folder: Path, server: ContractServer, concurrency: int,
+def score(edit: Path, folder: Path, server: ContractServer, settings: ScoreSettings,
           ) -> tuple[float, float, list[tuple[float, str, str]]]:
-    out = folder / f"scored_c{concurrency}.otio"
+    out = folder / f"scored_c{settings.concurrency}.otio"
     clock = Clock()
     config = ProviderConfig(base_url=server.url, api_key=SecretStr(KEY), read_timeout_s=900)
-    score_file(edit, out, settings(concurrency=concurrency), work_dir=folder / f"job_c{concurrency}",
+    score_file(edit, out, settings, work_dir=folder / f"job_c{settings.concurrency}",
                provider_config=config, progress=clock, force=True)
     total = time.perf_counter() - clock.t0
     assert clock.generated_at is not None
@@ -158,6 +153,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--cuts", type=int, default=600)
     ap.add_argument("--delay", type=float, default=20.0, help="seconds each generation takes")
+    ap.add_argument("--request-seconds", type=float, default=600.0,
+                    help="longest request (the service's limit is 600 s); lower makes more")
     ap.add_argument("--dir", type=Path, default=Path("/tmp/reelscore-bench-longform"))
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = ap.parse_args()
@@ -171,9 +168,14 @@ def main() -> None:
     server.state.elevenlabs_key = KEY
     server.state.generation_delay_s = args.delay
     try:
-        render_s, requests = render_alone(edit, args.dir / "job_render")
-        serial_gen, serial_total, _ = score(edit, args.dir, server, 1)
-        conc_gen, conc_total, states = score(edit, args.dir, server, 2)
+        base = ScoreSettings(provider="elevenlabs", min_scene_seconds=2.0,
+                             max_request_seconds=args.request_seconds,
+                             generation=GenerationSettings(output_format="mp3_44100_128"))
+        render_s, requests = render_alone(edit, args.dir / "job_render", base)
+        serial_gen, serial_total, _ = score(edit, args.dir, server,
+                                            base.model_copy(update={"concurrency": 1}))
+        conc_gen, conc_total, states = score(edit, args.dir, server,
+                                             base.model_copy(update={"concurrency": 2}))
         charges = server.state.charges
     finally:
         server.stop()
@@ -181,7 +183,7 @@ def main() -> None:
     target = (render_s + args.delay * math.ceil(requests / 2)) * 1.10
     serial_bound = render_s + args.delay * requests
     figures = {
-        "minutes": args.minutes, "cuts": args.cuts, "delay_s": args.delay, "requests": requests,
+        "minutes": args.minutes, "cuts": args.cuts, "request_seconds": args.request_seconds, "delay_s": args.delay, "requests": requests,
         "render_alone_s": round(render_s, 1),
         "serial_render_generate_s": round(serial_gen, 1), "serial_total_s": round(serial_total, 1),
         "concurrent_render_generate_s": round(conc_gen, 1),
