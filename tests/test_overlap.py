@@ -57,10 +57,16 @@ def server() -> Iterator[ContractServer]:
 
 
 class Watcher:
-    """Samples (generations in flight, charges, requests received) every 2 ms."""
+    """Samples (generations in flight, charges, requests received) every 2 ms.
 
-    def __init__(self, server: ContractServer) -> None:
+    With *then_delay*, the server's generation delay becomes *then_delay* once a second request
+    has arrived: the first request generates for as long as the server was set to (long enough
+    for the next request to render on a busy machine), the others quickly.
+    """
+
+    def __init__(self, server: ContractServer, then_delay: float | None = None) -> None:
         self.state = server.state
+        self.then_delay = then_delay
         self.samples: list[tuple[int, int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -70,6 +76,8 @@ class Watcher:
             st = self.state
             with st.lock:
                 self.samples.append((st.in_flight, st.charges, len(st.requests_to(V2M))))
+                if self.then_delay is not None and self.samples[-1][2] >= 2:
+                    st.generation_delay_s = self.then_delay
             time.sleep(0.002)
 
     def __enter__(self) -> Watcher:
@@ -116,7 +124,8 @@ def clicks(wav: Path) -> list[int]:
 
 
 def test_requests_overlap_in_order_and_each_is_sent_once(tmp_path, edit, server):
-    with Watcher(server) as watch:
+    server.state.generation_delay_s = 40.0  # request 1; then DELAY_S (the watcher lowers it)
+    with Watcher(server, then_delay=DELAY_S) as watch:
         result = score_file(edit, tmp_path / "out.otio", settings(concurrency=2),
                             provider_config=config(server.url))
     plan = result.plan
@@ -160,6 +169,7 @@ def test_requests_overlap_in_order_and_each_is_sent_once(tmp_path, edit, server)
 
 
 def test_serial_when_concurrency_is_one(tmp_path, edit, server):
+    server.state.generation_delay_s = 0.5
     with Watcher(server) as watch:
         result = score_file(edit, tmp_path / "out.otio", settings(concurrency=1),
                             provider_config=config(server.url))
@@ -170,6 +180,7 @@ def test_serial_when_concurrency_is_one(tmp_path, edit, server):
 def test_a_failed_request_stops_the_rest_and_resume_pays_once(tmp_path, edit, server):
     """Request 2 is refused while request 1 generates: request 1 still finishes and is kept,
     nothing after request 2 is sent. The rerun reuses request 1 and sends each other one once."""
+    server.state.generation_delay_s = 1.0
     server.state.add(Fault("slow", delay_s=0.0))  # request 1: answered normally
     server.state.add(Fault("status", status=422, body=detail_list(["body"], "refused")))
     work = tmp_path / "job"
@@ -210,7 +221,15 @@ def test_killed_while_requests_generate_never_pays_twice(tmp_path, edit, server)
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     st = server.state
     deadline = time.monotonic() + 120
-    while not (st.charges >= 1 and st.in_flight >= 1):
+    manifest_path = tmp_path / "job" / "manifest.json"
+
+    def r01_done_and_r02_generating() -> bool:
+        if not st.in_flight or not manifest_path.exists():
+            return False
+        m = json.loads(manifest_path.read_text())  # written atomically: always whole
+        return m.get("requests", {}).get("r01", {}).get("status") == "done"
+
+    while not r01_done_and_r02_generating():
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         assert time.monotonic() < deadline, "request 2 never reached the service"
         time.sleep(0.01)
@@ -218,7 +237,7 @@ def test_killed_while_requests_generate_never_pays_twice(tmp_path, edit, server)
     proc.wait(30)
     if proc.stderr:
         proc.stderr.close()
-    manifest = json.loads((tmp_path / "job" / "manifest.json").read_text())
+    manifest = json.loads(manifest_path.read_text())
     statuses = {k: v["status"] for k, v in manifest["requests"].items()}
     assert statuses["r01"] == "done" and "sent" in statuses.values(), statuses
     while st.in_flight:  # the service finishes (and bills) what it had

@@ -285,8 +285,13 @@ class Job:
             return rec.model_copy(deep=True) if rec is not None else RequestRecord()
 
     def start_request(self, request_id: str, record: RequestRecord) -> None:
-        """Record a request about to be sent (saved before its first byte leaves)."""
+        """Record a request about to be sent (saved before its first byte leaves). The attempts
+        and events of earlier sends are kept: they are the history of what may have been paid."""
         with self._lock:
+            old = self.requests.get(request_id)
+            if old is not None:
+                record.attempts[:0] = old.attempts
+                record.events[:0] = old.events
             self.requests[request_id] = record
             self.save()
 
