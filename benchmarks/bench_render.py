@@ -38,10 +38,11 @@ from opentimelineio import opentime
 
 from reelscore import ffmpeg_cli
 from reelscore.job import Job
-from reelscore.pipeline import _render, default_renderer, plan_edit
+from reelscore.pipeline import default_renderer, plan_edit
 from reelscore.render import SourceRun, default_workers
 from reelscore.settings import NoProgress as _NoProgress
 from reelscore.settings import ScoreSettings
+from reelscore.steps.rendering import render_clips
 from reelscore.timeline import normalise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,7 +247,7 @@ def timed_render(loaded, settings: ScoreSettings,
         job.open()
         renderer = default_renderer(planned, settings)
         c1, t1 = cpu_seconds(), time.perf_counter()
-        _render(planned, job, renderer, settings, _NoProgress())
+        render_clips(planned, job, renderer, settings, _NoProgress())
         c2, t2 = cpu_seconds(), time.perf_counter()
     return t2 - t0, t2 - t1, c2 - c1, mem.peak, planned
 

@@ -412,9 +412,14 @@ class _TaskProvider:
     TaskRunner reports it: a ``task_submitted`` event, then a ServiceError)."""
 
     name = "taskapi"
+    charges = True
+    reports_upload_complete = False
 
     def __init__(self) -> None:
         self.calls = 0
+
+    def preflight(self) -> None:
+        return None
 
     def generate(self, request, out_dir, *, on_event=lambda n, d: None):
         from reelscore.errors import ServiceError

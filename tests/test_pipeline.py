@@ -28,11 +28,16 @@ class CountingProvider:
     """The real offline engine, counting calls (and optionally dying after 'sending')."""
 
     name = "local"
+    charges = True  # counted as a paid service: a request sent and lost needs --resubmit
+    reports_upload_complete = False
 
     def __init__(self, die: bool = False) -> None:
         self.inner = LocalProvider(ProviderConfig())
         self.calls = 0
         self.die = die
+
+    def preflight(self) -> None:
+        return None
 
     def generate(self, request, out_dir, *, on_event=lambda n, d: None):
         self.calls += 1
@@ -194,3 +199,48 @@ def test_several_requests_are_joined_on_a_cut(tmp_path, edit):
         assert min(levels) >= steady * 10 ** (-6 / 20)
     m = measure(samples, 48000)
     assert abs(m.integrated_lufs + 14) <= 0.1 and m.true_peak_dbtp <= -1.0
+
+
+def test_manifest_of_an_earlier_run_reads_as_typed_records(tmp_path):
+    """A manifest as the dict-based job wrote it (same schema) opens, keeps what it does not
+    know, and refuses a request record it cannot read (it may stand for a paid generation)."""
+    from reelscore.errors import JobError
+    from reelscore.job import MANIFEST_SCHEMA, Job
+
+    clip = {"path": str(tmp_path / "clips" / "r01v01.mp4"), "frames": 48, "rate": "24",
+            "duration_s": 2.0, "bytes": 1000, "sha256": "ab" * 32, "scene_ids": ["s001"]}
+    old = {
+        "schema": MANIFEST_SCHEMA, "job_id": "j1", "created": "2026-01-01T00:00:00+00:00",
+        "reelscore_version": "0.1", "runs": [{"started": "x", "pid": 1}], "events": [],
+        "renders": {"r01v01": {"cache_key": "k", "sha256": "ab" * 32, "clip": clip,
+                               "timeline_range": {"start": 0, "duration": 48, "rate": "24"},
+                               "record_in": "01:00:00:00", "record_out": "01:00:02:00",
+                               "encode": {"width": 640, "height": 360, "rate": "24",
+                                          "video_kbps": 900, "crf": 26, "preset": "veryfast",
+                                          "audio": False}},
+                    "r01v02": {"cache_key": "k"}},  # unreadable: rendered again
+        "requests": {"r01": {"status": "sent", "key": "q", "provider": "elevenlabs",
+                             "sent_at": 1.5, "clips": [clip], "total_seconds": 2.0,
+                             "total_bytes": 1000, "attempts": [{"event": "attempt", "n": 1}],
+                             "events": [{"event": "upload_complete"}], "note": "kept"}},
+    }
+    work = tmp_path / "job"
+    work.mkdir()
+    (work / "manifest.json").write_text(json.dumps(old))
+    job = Job(work)
+    job.open()
+    assert job.request("r01").status == "sent" and job.request("r01").clips[0].frames == 48
+    assert job.request("r02").status == "planned" and "r02" not in job.requests
+    render = job.render("r01v01")
+    assert render is not None and render.encode.video_kbps == 900
+    assert job.render("r01v02") is None
+    job.request_event("r01", "attempt", {"n": 2})
+    saved = json.loads((work / "manifest.json").read_text())
+    assert saved["requests"]["r01"]["note"] == "kept"
+    assert [a["n"] for a in saved["requests"]["r01"]["attempts"]] == [1, 2]
+    assert saved["renders"]["r01v01"]["clip"] == clip and len(saved["runs"]) == 2
+
+    old["requests"]["r01"]["status"] = "charged?"
+    (work / "manifest.json").write_text(json.dumps(old))
+    with pytest.raises(JobError, match="request r01"):
+        Job(work).open()

@@ -31,6 +31,7 @@ from rich.progress import (
 )
 
 from reelscore.errors import ReelscoreError
+from reelscore.settings import RequestState
 
 err = Console(stderr=True, highlight=False)  # progress, notes, errors
 out = Console(highlight=False)  # results (tables, JSON)
@@ -107,6 +108,8 @@ class RichProgress:
         )
         self.tasks: dict[str, TaskID] = {}
         self.console = console
+        self.requests: dict[str, str] = {}  # request id -> state, one line for all
+        self.requests_task: TaskID | None = None
 
     def __enter__(self) -> RichProgress:
         self.progress.start()
@@ -138,3 +141,11 @@ class RichProgress:
 
     def note(self, message: str) -> None:
         self.progress.console.print(f"  {message}")
+
+    def request_state(self, request_id: str, state: RequestState) -> None:
+        self.requests[request_id] = state
+        line = "  ".join(f"{r} {s}" for r, s in self.requests.items())
+        if self.requests_task is None:
+            self.requests_task = self.progress.add_task(line, total=None)
+        else:
+            self.progress.update(self.requests_task, description=line)

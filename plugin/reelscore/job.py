@@ -20,17 +20,89 @@ import errno
 import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reelscore._version import __version__
 from reelscore.errors import JobError
 from reelscore.fsutil import atomic_write_text
+from reelscore.plan import EncodeSettings
+from reelscore.providers.base import ClipRef, GeneratedAudio
 
 MANIFEST_SCHEMA = "reelscore.manifest/1"
 MANIFEST_NAME = "manifest.json"
+
+# Where a request stands. Resume reads it (docs/manifest.md, "Resume rules"):
+#   planned           not sent (only seen in manifests of older runs)
+#   uploading         its body was being sent; the service cannot have generated it: resent
+#   sent              the whole body reached the service; it may be charged: --resubmit to resend
+#   possibly_charged  failed after a task service accepted it: --resubmit to resend
+#   failed            refused before generation started (validation, auth, limits): resent
+#   unusable          answered and stored, but the answer cannot be decoded: --resubmit to resend
+#   done              answered and stored: never sent again
+RequestStatus = Literal["planned", "uploading", "sent", "possibly_charged", "failed", "unusable",
+                        "done"]
+# A stored answer may have been charged and was not reused: the next run needs --resubmit.
+MAY_BE_CHARGED: frozenset[RequestStatus] = frozenset({"sent", "possibly_charged", "unusable"})
+
+
+class _Record(BaseModel):
+    # Manifests written by other versions of the same schema may carry fields we do not know:
+    # they are kept, not refused.
+    model_config = ConfigDict(extra="allow")
+
+
+class TimelineSpan(_Record):
+    start: int
+    duration: int
+    rate: str
+
+
+class RenderRecord(_Record):
+    """``renders{video_id}``: one rendered clip, reused on resume while its key and hash match."""
+
+    cache_key: str | None = None  # None: the renderer cannot fingerprint its inputs
+    sha256: str
+    clip: ClipRef
+    timeline_range: TimelineSpan
+    record_in: str
+    record_out: str
+    encode: EncodeSettings
+
+
+class RequestRecord(_Record):
+    """``requests{request_id}``: one generation request, as sent and as answered."""
+
+    status: RequestStatus = "planned"
+    key: str | None = None  # provider + clip hashes + generation settings
+    provider: str | None = None
+    sent_at: float | None = None  # POSIX seconds
+    clips: list[ClipRef] = Field(default_factory=list)
+    total_seconds: float | None = None
+    total_bytes: int | None = None
+    # Provider events, never secrets: "attempt" events (number, status, timings, bytes, ids)
+    # and every other event (upload_complete, task_submitted, task_status, ...).
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    error: str | None = None
+    response: GeneratedAudio | None = None
+    response_sha256: str | None = None
+    response_bytes: int | None = None
+
+    def task_accepted(self) -> bool:
+        """Whether a task API accepted this request (a task that may be charged) and the task
+        did not end as failed (failed tasks are not charged)."""
+        accepted = any(e.get("event") == "task_submitted" for e in self.events) or any(
+            a.get("purpose") == "submit" and isinstance(a.get("status"), int)
+            and 200 <= a["status"] < 300 for a in self.attempts)
+        failed = any(e.get("event") == "task_status" and e.get("state") == "failed"
+                     for e in self.events)
+        return accepted and not failed
 
 
 def _now() -> str:
@@ -50,7 +122,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Job:
-    """A job folder and its manifest (a plain JSON dict; see docs/manifest.md)."""
+    """A job folder and its manifest (JSON; schema in docs/manifest.md).
+
+    ``renders`` and ``requests`` are typed records changed only through the methods below;
+    the other top-level keys are set whole (``set``). Every change is saved under one lock, so
+    requests generating in several threads record their statuses safely.
+    """
 
     def __init__(self, work_dir: Path) -> None:
         self.dir = Path(work_dir)
@@ -59,6 +136,9 @@ class Job:
         self.audio_dir = self.dir / "audio"
         self.manifest_path = self.dir / MANIFEST_NAME
         self.data: dict[str, Any] = {}
+        self.renders: dict[str, RenderRecord] = {}
+        self.requests: dict[str, RequestRecord] = {}
+        self._lock = threading.RLock()
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -90,10 +170,12 @@ class Job:
                 "created": _now(),
                 "reelscore_version": __version__,
                 "runs": [],
-                "renders": {},
-                "requests": {},
                 "events": [],
             }
+        self.renders = {vid: rec for vid, raw in dict(self.data.pop("renders", {})).items()
+                        if (rec := _read_render(raw)) is not None}
+        self.requests = {rid: _read_request(self.manifest_path, rid, raw)
+                         for rid, raw in dict(self.data.pop("requests", {})).items()}
         self.data.setdefault("runs", []).append({"started": _now(), "pid": os.getpid()})
         self.save()
 
@@ -160,27 +242,108 @@ class Job:
     # ----------------------------------------------------------------------------- records
 
     def save(self) -> None:
-        self.data["updated"] = _now()
-        atomic_write_text(self.manifest_path,
-                          json.dumps(self.data, indent=2, sort_keys=False, default=str) + "\n")
+        with self._lock:
+            self.data["updated"] = _now()
+            doc = {**self.data,
+                   "renders": {k: r.model_dump(mode="json", exclude_none=True)
+                               for k, r in self.renders.items()},
+                   "requests": {k: r.model_dump(mode="json", exclude_none=True)
+                                for k, r in self.requests.items()}}
+            atomic_write_text(self.manifest_path,
+                              json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
 
     def set(self, key: str, value: Any, *, save: bool = True) -> None:
-        self.data[key] = value
-        if save:
-            self.save()
+        with self._lock:
+            self.data[key] = value
+            if save:
+                self.save()
 
     def event(self, name: str, data: dict[str, Any], *, save: bool = True) -> None:
-        self.data.setdefault("events", []).append({"at": _now(), "event": name, **data})
-        if save:
+        with self._lock:
+            self.data.setdefault("events", []).append({"at": _now(), "event": name, **data})
+            if save:
+                self.save()
+
+    # renders ------------------------------------------------------------------------------
+
+    def render(self, video_id: str) -> RenderRecord | None:
+        with self._lock:
+            return self.renders.get(video_id)
+
+    def record_render(self, video_id: str, record: RenderRecord, *, save: bool = True) -> None:
+        with self._lock:
+            self.renders[video_id] = record
+            if save:
+                self.save()
+
+    # requests -----------------------------------------------------------------------------
+
+    def request(self, request_id: str) -> RequestRecord:
+        """A copy of the request's record (a new ``planned`` one if it was never sent)."""
+        with self._lock:
+            rec = self.requests.get(request_id)
+            return rec.model_copy(deep=True) if rec is not None else RequestRecord()
+
+    def start_request(self, request_id: str, record: RequestRecord) -> None:
+        """Record a request about to be sent (saved before its first byte leaves). The attempts
+        and events of earlier sends are kept: they are the history of what may have been paid."""
+        with self._lock:
+            old = self.requests.get(request_id)
+            if old is not None:
+                record.attempts[:0] = old.attempts
+                record.events[:0] = old.events
+            self.requests[request_id] = record
             self.save()
 
-    def request_record(self, request_id: str) -> dict[str, Any]:
-        return self.data.setdefault("requests", {}).setdefault(request_id, {"status": "planned"})
+    def set_status(self, request_id: str, status: RequestStatus, *,
+                   error: str | None = None) -> None:
+        with self._lock:
+            rec = self.requests.setdefault(request_id, RequestRecord())
+            rec.status = status
+            if error is not None:
+                rec.error = error
+            self.save()
 
-    def render_record(self, video_id: str) -> dict[str, Any] | None:
-        rec = self.data.setdefault("renders", {}).get(video_id)
-        return rec if isinstance(rec, dict) else None
+    def request_event(self, request_id: str, name: str, data: dict[str, Any]) -> None:
+        """A provider event: kept with the request; ``upload_complete`` makes it ``sent``
+        (saved before the last byte leaves)."""
+        with self._lock:
+            rec = self.requests.setdefault(request_id, RequestRecord())
+            (rec.attempts if name == "attempt" else rec.events).append({"event": name, **data})
+            if name == "upload_complete":
+                rec.status = "sent"
+            self.save()
+
+    def finish_request(self, request_id: str, audio: GeneratedAudio, sha256: str) -> None:
+        with self._lock:
+            rec = self.requests.setdefault(request_id, RequestRecord())
+            rec.status = "done"
+            rec.response = audio
+            rec.response_sha256 = sha256
+            rec.response_bytes = audio.path.stat().st_size
+            self.save()
 
     @property
     def job_id(self) -> str:
         return str(self.data.get("job_id", ""))
+
+
+def _read_render(raw: Any) -> RenderRecord | None:
+    """A stored render record, or None when it cannot be read (the clip is rendered again)."""
+    try:
+        return RenderRecord.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _read_request(manifest: Path, request_id: str, raw: Any) -> RequestRecord:
+    """A stored request record. One that cannot be read is refused: it may stand for a paid
+    generation, which must not be forgotten silently."""
+    try:
+        return RequestRecord.model_validate(raw)
+    except ValidationError as exc:
+        raise JobError(
+            f"request {request_id} in {str(manifest)!r} cannot be read: "
+            f"{exc.errors()[0].get('msg', exc)}",
+            hint="use another --work-dir to start over (the request may already have been "
+            "charged)") from exc

@@ -74,12 +74,18 @@ class ScoreSettings(BaseModel):
         return PlanLimits(max_seconds=self.max_request_seconds, max_videos=self.max_videos)
 
 
+# Where one request stands while requests render, upload and generate side by side.
+RequestState = Literal["rendering", "queued", "uploading", "generating", "done", "failed"]
+
+
 class ProgressSink(Protocol):
     def stage(self, name: str, total: float | None = None) -> None: ...
 
     def advance(self, name: str, amount: float = 1) -> None: ...
 
     def note(self, message: str) -> None: ...
+
+    def request_state(self, request_id: str, state: RequestState) -> None: ...
 
 
 class NoProgress:
@@ -93,6 +99,9 @@ class NoProgress:
 
     def note(self, message: str) -> None:
         log.info("%s", message)
+
+    def request_state(self, request_id: str, state: RequestState) -> None:
+        return None
 
 
 # ------------------------------------------------------------------------- the one builder

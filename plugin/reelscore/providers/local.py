@@ -649,6 +649,10 @@ class LocalProvider(ProviderDefaults):
 
     name = "local"
     charges = False  # nothing is paid: an interrupted request is simply generated again
+    reports_upload_complete = False
+
+    def preflight(self) -> None:
+        return None  # no key, no service
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
         self.config = config or ProviderConfig()

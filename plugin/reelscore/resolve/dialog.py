@@ -189,6 +189,9 @@ class DialogProgress:
     def note(self, message: str) -> None:
         self.log(message)
 
+    def request_state(self, request_id: str, state: str) -> None:
+        self.items["Status"].Text = f"{request_id}: {state}"
+
     def log(self, message: str) -> None:
         self.lines.append(message)
         self.items["Log"].PlainText = "\n".join(self.lines)

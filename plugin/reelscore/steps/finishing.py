@@ -1,0 +1,173 @@
+"""The finishing steps: answers -> conformed, normalised WAVs -> the scored edit, summary, result.
+
+conform   each request's answer trimmed/padded to its planned length, joined over the scored range
+loudness  -14 LUFS integrated, -1 dBTP ceiling (limiter only if needed), re-measured as written
+write     the edit with new score track(s), written in the format of the output's extension and
+          read back to verify
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import opentimelineio as otio
+from opentimelineio import opentime
+
+from reelscore import loudness
+from reelscore._version import __version__
+from reelscore.conform import (
+    SAMPLE_RATE,
+    ConformReport,
+    conform_request,
+    join_requests,
+    load_generated,
+)
+from reelscore.errors import AudioError, MediaError
+from reelscore.job import Job
+from reelscore.plan import ScorePlan
+from reelscore.providers import GeneratedAudio
+from reelscore.settings import ProgressSink, ScoreSettings
+from reelscore.timeline import LoadedEdit
+from reelscore.writeback import ScoreMedia, add_score_tracks, verify_written, write_edit
+
+
+@dataclass
+class ScoreResult:
+    timeline: otio.schema.Timeline
+    plan: ScorePlan
+    manifest_path: Path
+    music_wav: Path
+    sfx_wav: Path | None
+    record_start: opentime.RationalTime
+    duration: opentime.RationalTime
+    loudness: dict[str, Any]
+    conform: list[dict[str, Any]]
+    job_id: str
+    output_path: Path | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def safe_name(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return keep[:60] or "score"
+
+
+def conform_all(
+    plan: ScorePlan, results: dict[str, GeneratedAudio], which: str = "music",
+    job: Job | None = None,
+) -> tuple[np.ndarray | None, list[ConformReport]]:
+    """Every request's *which* stem conformed and joined (None when there is no such stem)."""
+    parts: list[np.ndarray] = []
+    reports: list[ConformReport] = []
+    for req in plan.requests:
+        audio = results[req.id]
+        path = audio.path if which == "music" else audio.sfx_path
+        if path is None:
+            return None, []
+        try:
+            data = load_generated(audio, path)
+        except (AudioError, MediaError) as exc:
+            # Generated (and paid for) but undecodable: never silently reused, never silently
+            # sent again; the next run asks for --resubmit.
+            detail = exc.message.splitlines()[0]
+            if job is not None:
+                job.set_status(req.id, "unusable", error=detail)
+            raise AudioError(
+                f"the {which} {audio.provider} returned for request {req.id} cannot be used: "
+                f"{detail}",
+                hint=f"it was generated and probably charged (the answer is kept at {path}); "
+                "rerun with --resubmit to generate it again") from exc
+        conformed, report = conform_request(data, req, plan.fraction_rate)
+        parts.append(conformed)
+        reports.append(report)
+    return join_requests(parts, plan), reports
+
+
+def finish(
+    loaded: LoadedEdit, plan: ScorePlan, job: Job, results: dict[str, GeneratedAudio],
+    settings: ScoreSettings, progress: ProgressSink, *, provider_name: str,
+    output_path: Path | None,
+) -> ScoreResult:
+    """Conform, normalise and write; record each in the manifest."""
+    name = safe_name(loaded.timeline.name or "score")
+    progress.stage("normalise", 3)
+    music, reports = conform_all(plan, results, "music", job=job)
+    assert music is not None
+    for r in reports:
+        if abs(r.drift_frames) >= 1:
+            progress.note(f"{r.request_id}: the service returned {r.drift_frames:+.1f} frames "
+                          f"against the plan; {r.action} to fit")
+    job.set("conform", [r.to_dict() for r in reports])
+    progress.advance("normalise")
+
+    normalised, lreport = loudness.normalise(music, SAMPLE_RATE, target_lufs=settings.target_lufs,
+                                             true_peak_dbtp=settings.true_peak)
+    music_wav = job.audio_dir / f"{name}.score.wav"
+    loudness.write_wav(music_wav, normalised, SAMPLE_RATE, bits=settings.wav_bits)
+    progress.advance("normalise")
+    after = loudness.measure(loudness.read_wav(music_wav)[0], SAMPLE_RATE)
+    ldict = lreport.to_dict()
+    ldict["delivered"] = {"integrated_lufs": round(after.integrated_lufs, 3),
+                          "true_peak_dbtp": round(after.true_peak_dbtp, 3)}
+    job.set("loudness", ldict)
+    sfx_wav: Path | None = None
+    sfx, _ = conform_all(plan, results, "sfx", job=job)
+    if sfx is not None:
+        sfx_norm, sfx_report = loudness.normalise(sfx, SAMPLE_RATE,
+                                                  target_lufs=settings.target_lufs,
+                                                  true_peak_dbtp=settings.true_peak)
+        sfx_wav = job.audio_dir / f"{name}.sfx.wav"
+        loudness.write_wav(sfx_wav, sfx_norm, SAMPLE_RATE, bits=settings.wav_bits)
+        job.set("loudness", {**ldict, "sfx": sfx_report.to_dict()}, save=False)
+    progress.advance("normalise")
+
+    first = results[plan.requests[0].id]
+    provenance = {
+        "job_id": job.job_id, "provider": provider_name, "model": first.model,
+        "seed": first.seed, "reelscore_version": __version__,
+        "requests": [r.id for r in plan.requests],
+        "record_in": plan.range.record_in, "record_out": plan.range.record_out,
+        "loudness": {"target_lufs": settings.target_lufs,
+                     "integrated_lufs": round(after.integrated_lufs, 3),
+                     "true_peak_dbtp": round(after.true_peak_dbtp, 3)},
+        "scene_policy": plan.scene_policy, "scenes": len(plan.scenes),
+    }
+    media = [ScoreMedia(music_wav, settings.track_name, f"{settings.track_name} - reelscore",
+                        provenance)]
+    if sfx_wav is not None:
+        media.append(ScoreMedia(sfx_wav, f"{settings.track_name} SFX",
+                                f"{settings.track_name} SFX - reelscore",
+                                {**provenance, "stem": "sfx"}))
+    scored = add_score_tracks(loaded, plan, media, markers=settings.markers)
+    rate = plan.fraction_rate
+    record_start = opentime.RationalTime(plan.start_frame + plan.range.start, float(rate))
+    duration = opentime.RationalTime(plan.range.duration, float(rate))
+    summary = {
+        "scenes": len(plan.scenes), "requests": len(plan.requests),
+        "videos": len(plan.videos()),
+        "record_in": plan.range.record_in, "record_out": plan.range.record_out,
+        "seconds": float(plan.range.seconds),
+        "drift_frames": [round(r.drift_frames, 2) for r in reports],
+        "integrated_lufs": round(after.integrated_lufs, 2),
+        "true_peak_dbtp": round(after.true_peak_dbtp, 2),
+        "limiter": lreport.limiter_used,
+        "music_wav": str(music_wav),
+    }
+    outputs: dict[str, Any] = {"music_wav": str(music_wav),
+                               "sfx_wav": str(sfx_wav) if sfx_wav else None}
+    if output_path is not None:
+        progress.stage("write")
+        outputs["edit_adapter"] = write_edit(scored, output_path)
+        outputs["edit_verified"] = verify_written(output_path, scored, plan)
+        outputs["edit"] = str(output_path)
+        summary["output"] = str(output_path)
+    job.set("outputs", outputs)
+    return ScoreResult(
+        timeline=scored, plan=plan, manifest_path=job.manifest_path, music_wav=music_wav,
+        sfx_wav=sfx_wav, record_start=record_start, duration=duration, loudness=ldict,
+        conform=[r.to_dict() for r in reports], job_id=job.job_id, summary=summary,
+        output_path=output_path,
+    )
