@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reelscore import loudness
+from reelscore import loudness, wavfile
 from reelscore.ffmpeg_cli import ffmpeg_exe, file_arg, run
 
 FS = 48000
@@ -115,9 +115,9 @@ def main() -> None:
         x = music_like(args.minutes * 60)
         level = loudness.integrated_loudness(x, FS)
         x *= np.float32(10 ** ((-18.0 - level) / 20))
-        loudness.write_wav(src, x, FS, bits=24)
+        wavfile.write_wav(src, x, FS, bits=24)
         del x
-        source = loudness.measure(loudness.read_wav(src)[0], FS)
+        source = loudness.measure(wavfile.read_wav(src)[0], FS)
 
         ours_dst, ff_dst = folder / "reelscore.wav", folder / "loudnorm.wav"
         ours_s: list[tuple[float, float]] = []  # (wall, cpu) per run
@@ -133,8 +133,8 @@ def main() -> None:
             ff_s.append((time.perf_counter() - t0, _children_cpu() - c0))
         assert report is not None
 
-        ours = loudness.measure(*loudness.read_wav(ours_dst))
-        theirs_data, theirs_rate = loudness.read_wav(ff_dst)
+        ours = loudness.measure(*wavfile.read_wav(ours_dst))
+        theirs_data, theirs_rate = wavfile.read_wav(ff_dst)
         theirs = loudness.measure(theirs_data, theirs_rate)
 
     version = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True,

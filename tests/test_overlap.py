@@ -28,10 +28,10 @@ from pydantic import SecretStr
 
 from reelscore.conform import SAMPLE_RATE
 from reelscore.errors import PossiblyChargedError, ReelscoreError
-from reelscore.loudness import read_wav
 from reelscore.pipeline import ScoreSettings, score_file
 from reelscore.providers import GenerationSettings
 from reelscore.providers.base import ProviderConfig
+from reelscore.wavfile import read_wav
 from tests.contract_fixtures import TEST_KEY
 from tests.contract_server import V2M, ContractServer, Fault, detail_list
 from tests.edits import build_timeline

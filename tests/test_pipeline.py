@@ -13,11 +13,12 @@ import pytest
 
 from reelscore.conform import frames_to_samples
 from reelscore.errors import OutputError, PossiblyChargedError
-from reelscore.loudness import measure, read_wav
+from reelscore.loudness import measure
 from reelscore.pipeline import ScoreSettings, score_file
 from reelscore.providers import GenerationSettings
 from reelscore.providers.base import ProviderConfig
 from reelscore.providers.local import LocalProvider
+from reelscore.wavfile import read_wav
 from tests.audio_helpers import dominant_pitch_class, ffmpeg_loudness, wav_header
 from tests.edits import build_timeline
 

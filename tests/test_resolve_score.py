@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reelscore.loudness import read_wav
 from reelscore.pipeline import ScoreSettings
 from reelscore.resolve.api import PlacementError, ResolveRenderError
 from reelscore.resolve.connect import connect
 from reelscore.resolve.workflow import ResolveRunOptions, score_in_resolve
+from reelscore.wavfile import read_wav
 from tests.fake_resolve import MARK_IN, MARK_OUT, START_FRAMES, Cut, build_cut, read_codes
 
 SAMPLE_RATE = 48000

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from reelscore import loudness
+from reelscore import loudness, wavfile
 from tests.audio_helpers import ffmpeg_loudness
 
 FS = 48000
@@ -55,7 +55,7 @@ def test_one_gain_keeps_the_balance_and_the_sum_meets_target_and_ceiling(tmp_pat
     assert abs(m.integrated_lufs + 14.0) <= 0.1 and m.true_peak_dbtp <= -1.0
     # An independent meter agrees on the delivered sum.
     path = tmp_path / "sum.wav"
-    loudness.write_wav(path, total.astype(np.float32), FS, bits=32)
+    wavfile.write_wav(path, total.astype(np.float32), FS, bits=32)
     i, _ = ffmpeg_loudness(path)
     assert abs(i + 14.0) <= 0.1
     # Normalising each stem on its own would have pulled both to -14 LUFS: balance lost.

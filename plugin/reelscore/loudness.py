@@ -54,7 +54,6 @@ from reelscore.errors import AudioError
 from reelscore.fsutil import atomic_output
 
 # Re-exported for the callers that still write WAVs through loudness (pipeline.py).
-from reelscore.wavfile import read_wav, write_wav  # noqa: F401
 
 log = logging.getLogger(__name__)
 

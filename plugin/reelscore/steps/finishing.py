@@ -31,6 +31,7 @@ from reelscore.plan import ScorePlan
 from reelscore.providers import GeneratedAudio
 from reelscore.settings import ProgressSink, ScoreSettings
 from reelscore.timeline import LoadedEdit
+from reelscore.wavfile import read_wav, write_wav
 from reelscore.writeback import ScoreMedia, add_score_tracks, verify_written, write_edit
 
 
@@ -103,25 +104,33 @@ def finish(
     job.set("conform", [r.to_dict() for r in reports])
     progress.advance("normalise")
 
-    normalised, lreport = loudness.normalise(music, SAMPLE_RATE, target_lufs=settings.target_lufs,
-                                             true_peak_dbtp=settings.true_peak)
     music_wav = job.audio_dir / f"{name}.score.wav"
-    loudness.write_wav(music_wav, normalised, SAMPLE_RATE, bits=settings.wav_bits)
+    sfx_wav: Path | None = None
+    sfx, _ = conform_all(plan, results, "sfx", job=job)
+    if sfx is None:
+        normalised, lreport = loudness.normalise(
+            music, SAMPLE_RATE, target_lufs=settings.target_lufs,
+            true_peak_dbtp=settings.true_peak)
+        ldict = lreport.to_dict()
+        write_wav(music_wav, normalised, SAMPLE_RATE, bits=settings.wav_bits)
+        delivered = read_wav(music_wav)[0]
+    else:  # one gain on the sum keeps the service's music/SFX balance
+        normalised, sfx_norm, stems = loudness.normalise_stems(
+            music, sfx, SAMPLE_RATE, target_lufs=settings.target_lufs,
+            true_peak_dbtp=settings.true_peak)
+        lreport, ldict = stems.mix, stems.to_dict()
+        if stems.sfx_silent:
+            progress.note("the service returned a silent SFX stem; it is delivered as it came")
+        sfx_wav = job.audio_dir / f"{name}.sfx.wav"
+        write_wav(music_wav, normalised, SAMPLE_RATE, bits=settings.wav_bits)
+        write_wav(sfx_wav, sfx_norm, SAMPLE_RATE, bits=settings.wav_bits)
+        delivered = read_wav(music_wav)[0] + read_wav(sfx_wav)[0]
     progress.advance("normalise")
-    after = loudness.measure(loudness.read_wav(music_wav)[0], SAMPLE_RATE)
-    ldict = lreport.to_dict()
+    after = loudness.measure(delivered, SAMPLE_RATE)  # the sum of what was written
+    del delivered
     ldict["delivered"] = {"integrated_lufs": round(after.integrated_lufs, 3),
                           "true_peak_dbtp": round(after.true_peak_dbtp, 3)}
     job.set("loudness", ldict)
-    sfx_wav: Path | None = None
-    sfx, _ = conform_all(plan, results, "sfx", job=job)
-    if sfx is not None:
-        sfx_norm, sfx_report = loudness.normalise(sfx, SAMPLE_RATE,
-                                                  target_lufs=settings.target_lufs,
-                                                  true_peak_dbtp=settings.true_peak)
-        sfx_wav = job.audio_dir / f"{name}.sfx.wav"
-        loudness.write_wav(sfx_wav, sfx_norm, SAMPLE_RATE, bits=settings.wav_bits)
-        job.set("loudness", {**ldict, "sfx": sfx_report.to_dict()}, save=False)
     progress.advance("normalise")
 
     first = results[plan.requests[0].id]
