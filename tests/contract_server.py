@@ -546,6 +546,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.ms_submit
         if path == "/eleven/tasks":
             return self.ms_task
+        if path == "/v1/music/plan":
+            return self.el_plan
+        if path == "/eleven/plan":
+            return self.ms_plan
         if path.startswith("/files/"):
             return self.get_file
         return None
@@ -748,6 +752,41 @@ class Handler(BaseHTTPRequestHandler):
         self._deliver(rec, item[0], item[1], fault, {})
 
     # -- mountsea ------------------------------------------------------------------------------
+    def el_plan(self, rec: LoggedRequest, fault: Fault | None) -> None:
+        """``POST /v1/music/plan``: free; a small CompositionPlan for the prompt."""
+        st = self.state
+        doc = self._json_body(rec)
+        key = self.headers.get("xi-api-key")
+        if key != st.elevenlabs_key:
+            raise _Reply(401, {"detail": {"status": "invalid_api_key" if key else
+                                          "needs_authorization", "message": "Invalid API key"}})
+        self._status_fault(fault)
+        if not isinstance(doc, dict) or not isinstance(doc.get("prompt"), str):
+            raise _Reply(422, detail_list(["body", "prompt"], "Field required", "missing"))
+        extra = sorted(set(doc) - {"prompt", "music_length_ms", "source_composition_plan",
+                                   "model_id"})
+        if extra:
+            raise _Reply(422, detail_list(["body", extra[0]], "Extra inputs are not permitted",
+                                          "extra_forbidden"))
+        length = int(doc.get("music_length_ms") or 30000)
+        if not 3000 <= length <= 600000:
+            raise _Reply(422, detail_list(["body", "music_length_ms"],
+                                          "Input should be between 3000 and 600000", "range"))
+        self._send(200, {"chunks": [{"text": doc["prompt"], "duration_ms": length,
+                                     "positive_styles": ["instrumental"],
+                                     "negative_styles": []}]})
+
+    def ms_plan(self, rec: LoggedRequest, fault: Fault | None) -> None:
+        """The proxy's ``POST /eleven/plan``: free, asynchronous like every proxy call."""
+        st = self.state
+        doc = self._json_body(rec)
+        if self.headers.get("Authorization") != f"Bearer {st.mountsea_key}":
+            raise _Reply(401, {"code": 401, "message": "Unauthorized"})
+        self._status_fault(fault)
+        if not isinstance(doc, dict) or not isinstance(doc.get("prompt"), str):
+            raise _Reply(400, {"code": 400, "message": "prompt must be a string"})
+        self._send(200, {"taskId": f"plan-{len(st.log)}"})
+
     def _json_body(self, rec: LoggedRequest) -> Any:
         n = self._length()
         raw = self.rfile.read(n) if n else b""

@@ -225,6 +225,58 @@ def demo(
 
 
 @app.command()
+def doctor(
+    config: Path | None = opt.CONFIG,
+    profile: str | None = opt.PROFILE,
+    provider: str | None = opt.PROVIDER,
+    base_url: str | None = opt.BASE_URL,
+    online: bool = typer.Option(False, "--online", help="one free authenticated call to the "
+                                "chosen service: does the key have music access?"),
+    resolve: bool = typer.Option(False, "--resolve", help="also connect to a running Resolve"),
+    as_json: bool = opt.JSON,
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Check ffmpeg, keys, the uploader, the OTIO plugin, Resolve and the configuration.
+
+    Exits 1 when a check that the chosen provider needs fails. Keys are shown by where they
+    were found, never by value."""
+
+    def body() -> None:
+        from rich.markup import escape
+
+        from reelscore.config import load_config
+        from reelscore.doctor import render_table, run_doctor
+        from reelscore.settings import build_settings, front_end_values
+
+        effective = load_config(config, profile)
+        values = front_end_values("flag", provider=provider, base_url=base_url)
+        built = build_settings(effective, values, load_key=False)
+        report = run_doctor(effective, built.settings.provider, built.provider_config,
+                            online=online, resolve=resolve)
+        if as_json:
+            out.print_json(json.dumps(report.to_dict()))
+        else:
+            table = Table(title=f"reelscore doctor (provider {report.provider})",
+                          header_style="bold")
+            for column in ("check", "status", "detail", "fix"):
+                table.add_column(column, overflow="fold")
+            for row in render_table(report):
+                table.add_row(*(escape(cell) for cell in row))
+            out.print(table)
+            if report.config:
+                conf = Table(title="configuration", header_style="bold")
+                for column in ("key", "value", "from"):
+                    conf.add_column(column, overflow="fold")
+                for value in report.config:
+                    conf.add_row(escape(value.key), escape(value.value), escape(value.source))
+                out.print(conf)
+        if not report.ok:
+            raise typer.Exit(1)
+
+    run_command(debug, body)
+
+
+@app.command()
 def version() -> None:
     """Print the reelscore version and the ffmpeg it uses."""
     from reelscore.ffmpeg_cli import ffmpeg_exe

@@ -20,9 +20,13 @@ config      the effective configuration, each value with the file it came from (
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from reelscore.config import EffectiveConfig
+    from reelscore.providers import ProviderConfig
 
 CheckStatus = Literal["ok", "warn", "fail", "skip"]
 
@@ -83,11 +87,13 @@ def check_ffmpeg() -> list[Check]:
         return [Check("ffmpeg", "ffmpeg", "fail", exc.message.splitlines()[0],
                       fix=exc.hint or "pip install imageio-ffmpeg, or set REELSCORE_FFMPEG",
                       required=True)]
-    first = version.splitlines()[0] if version else "?"
+    # "ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright ..." -> "n9.0.2-17-g2a571b6068-..."
+    words = version.split()
+    release = words[2] if len(words) > 2 and words[:2] == ["ffmpeg", "version"] else "?"
     found = set(re.findall(r"^\s*[VAS][.\w]{5}\s+(\S+)", encoders, flags=re.MULTILINE))
     missing = [e for e in REQUIRED_ENCODERS if e not in found]
     return [
-        Check("ffmpeg", "ffmpeg", "ok", f"{exe}: {first}", required=True),
+        Check("ffmpeg", "ffmpeg", "ok", f"version {release} at {exe}", required=True),
         Check("ffmpeg", "encoders", "fail" if missing else "ok",
               ("missing: " + ", ".join(missing)) if missing else ", ".join(REQUIRED_ENCODERS),
               fix="use an ffmpeg built with these encoders (REELSCORE_FFMPEG=/path/to/ffmpeg)"
@@ -161,6 +167,73 @@ def check_resolve(*, connect: bool,
                         fix="" if session.is_studio else "external scripting needs DaVinci "
                         "Resolve Studio; use the Scripts menu or the OTIO route"))
     return checks
+
+
+def check_online(provider: str, config: ProviderConfig) -> Check:
+    """The chosen provider's free authenticated call (``--online``)."""
+    from reelscore.errors import ReelscoreError
+    from reelscore.providers import make_provider
+
+    try:
+        answer = make_provider(provider, config).check_access()
+    except ReelscoreError as exc:
+        return Check("online", provider, "fail", exc.message.splitlines()[0], fix=exc.hint or "",
+                     required=True)
+    return Check("online", provider, "ok", answer, required=True)
+
+
+def check_uploader(provider: str, options: Mapping[str, Any]) -> Check:
+    """A write / read / delete round trip in the configured bucket (the proxy route needs it)."""
+    from reelscore.errors import ReelscoreError
+    from reelscore.providers.options import UploaderConfig
+    from reelscore.providers.redact import Redactor
+    from reelscore.providers.uploader import round_trip
+
+    needed = provider == "mountsea"
+    raw = options.get("uploader")
+    if raw is None:
+        return Check("uploader", "s3", "fail" if needed else "skip", "no [uploader] configured",
+                     fix='add [uploader] type = "s3", bucket = "..." to reelscore.toml '
+                     "(credentials from the AWS chain)" if needed else "", required=needed)
+    try:
+        config = raw if isinstance(raw, UploaderConfig) else UploaderConfig.model_validate(raw)
+        detail = round_trip(config, redactor=Redactor())
+    except ReelscoreError as exc:
+        return Check("uploader", "s3", "fail", exc.message.splitlines()[0], fix=exc.hint or "",
+                     required=needed)
+    return Check("uploader", "s3", "ok", detail, required=needed)
+
+
+def config_values(config: EffectiveConfig) -> list[ConfigValue]:
+    """Every value the configuration files set, with its file (keys never live there)."""
+    values, sources = config.values(), config.sources
+    return [ConfigValue(key, _shown(values[key]), sources.get(key, "default"))
+            for key in sorted(values)]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def run_doctor(config: EffectiveConfig, provider: str, provider_config: ProviderConfig, *,
+               online: bool = False, resolve: bool = False) -> DoctorReport:
+    """Every check, in the order of the module docstring."""
+    from reelscore.providers.options import HttpOptions
+
+    opts = provider_config.options
+    options = opts.model_dump(exclude_none=True) if isinstance(opts, HttpOptions) else dict(opts)
+    report = DoctorReport(provider)
+    report.checks += check_ffmpeg()
+    report.checks += check_keys(provider)
+    if online and provider != "local":
+        report.checks.append(check_online(provider, provider_config))
+    report.checks.append(check_uploader(provider, options))
+    report.checks.append(check_otio_plugin())
+    report.checks += check_resolve(connect=resolve)
+    report.config = config_values(config)
+    return report
 
 
 def render_table(report: DoctorReport) -> Sequence[tuple[str, str, str, str]]:

@@ -119,6 +119,11 @@ class Provider(Protocol):
         options valid, clip hosting configured and reachable); raise the actionable error."""
         ...
 
+    def check_access(self) -> str:
+        """One free authenticated call (``reelscore doctor --online``): a line saying what the
+        service answered, or the mapped error (a 402/403 says the key has no music access)."""
+        ...
+
     def generate(
         self, request: GenerationRequest, out_dir: Path, *, on_event: EventSink = ignore_event
     ) -> GeneratedAudio:
@@ -138,6 +143,9 @@ class ProviderDefaults:
 
     def preflight(self) -> None:
         return None
+
+    def check_access(self) -> str:
+        return "nothing to ask: no service behind this provider"
 
 
 class ProviderConfig(BaseModel):

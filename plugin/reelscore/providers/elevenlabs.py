@@ -33,6 +33,7 @@ import httpx
 from pydantic import SecretStr
 
 from reelscore.errors import PossiblyChargedError, ProviderError, ServiceError
+from reelscore.providers.access import check_json_call
 from reelscore.providers.answers import ZipLimits, content_type_problem, finalize_audio
 from reelscore.providers.base import (
     EventSink,
@@ -66,6 +67,7 @@ from reelscore.providers.video_request import validate_video_request
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 ENDPOINT = "/v1/music/video-to-music"
+PLAN_ENDPOINT = "/v1/music/plan"  # free: used to check access
 SERVICE = "ElevenLabs"
 
 _RESUBMIT = "rerun with --resubmit to generate (and pay) again"
@@ -118,6 +120,15 @@ class ElevenLabsProvider:
         """Find the key now, so a missing key fails before anything is rendered (the base URL
         and the options were checked when the provider was built)."""
         self._api_key()
+
+    def check_access(self) -> str:
+        key = self._api_key()
+        check_json_call(self.config, self.options, self.base_url + PLAN_ENDPOINT,
+                        {"prompt": "a short calm piano cue", "music_length_ms": 10000},
+                        headers={"xi-api-key": key.get_secret_value()}, service=SERVICE,
+                        key_source=self._key_source, redactor=self.redactor,
+                        transport=self._transport)
+        return f"{self._key_source} has music access (the free plan endpoint answered)"
 
     def _api_key(self) -> SecretStr:
         with self._key_lock:

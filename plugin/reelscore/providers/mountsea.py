@@ -28,6 +28,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from reelscore.errors import ServiceError, UnsupportedError
+from reelscore.providers.access import check_json_call
 from reelscore.providers.base import GenerationRequest, ProviderConfig
 from reelscore.providers.secrets import load_api_key
 from reelscore.providers.tasks import HttpCall, TaskProvider, TaskState, TaskStatus, find_urls
@@ -119,6 +120,15 @@ class MountseaProvider(TaskProvider):
                                                credentials_file=self.options.credentials_file)
                 self.redactor.add(self._key.get_secret_value())
             return {"Authorization": f"Bearer {self._key.get_secret_value()}"}
+
+    def check_access(self) -> str:
+        resp = check_json_call(self.config, self.options, self.base_url + "/eleven/plan",
+                               {"prompt": "a short calm piano cue", "musicLengthMs": 10000},
+                               headers=self.auth_headers(), service="the mountsea proxy",
+                               key_source="the mountsea key", redactor=self.redactor,
+                               transport=self._transport)
+        task = resp.json().get("taskId") if "json" in resp.headers.get("content-type", "") else None
+        return "the proxy accepted the key" + (f" (plan task {task})" if task else "")
 
     def validate(self, request: GenerationRequest) -> list[str]:
         s = request.settings

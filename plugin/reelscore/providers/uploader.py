@@ -128,6 +128,32 @@ def check_uploader(config: UploaderConfig, *, redactor: Redactor,
         raise _s3_error(exc, config, "HeadBucket", redactor) from None
 
 
+def round_trip(config: UploaderConfig, *, redactor: Redactor,
+               allow_insecure: bool = False) -> str:
+    """``reelscore doctor``: write, read back and delete a tiny object under the prefix, the
+    three operations a job needs; the error names the bucket and the operation that failed."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = s3_client(config, redactor=redactor, allow_insecure=allow_insecure)
+    key = f"{config.prefix}reelscore-doctor-{_secrets.token_hex(6)}.txt"
+    payload = b"reelscore doctor round trip\n"
+    operation = "PutObject"
+    try:
+        client.put_object(Bucket=config.bucket, Key=key, Body=payload, ContentType="text/plain")
+        operation = "GetObject"
+        got = client.get_object(Bucket=config.bucket, Key=key)["Body"].read()
+        operation = "DeleteObject"
+        client.delete_object(Bucket=config.bucket, Key=key)
+    except (BotoCoreError, ClientError) as exc:
+        raise _s3_error(exc, config, f"{operation} of {key}", redactor) from None
+    if got != payload:
+        raise ServiceError(f"S3 GetObject of {key} in bucket {config.bucket!r} returned "
+                           f"{len(got)} bytes that differ from the {len(payload)} written",
+                           hint="check the endpoint_url: it does not behave as S3 does")
+    return f"bucket {config.bucket!r}: put, get and delete of {len(payload)} bytes under " \
+           f"{config.prefix!r}"
+
+
 class S3Uploader:
     """Upload one request's clips and hand out presigned GET URLs; delete them afterwards."""
 
