@@ -175,7 +175,6 @@ def test_score_clip_sits_on_the_programme(run):
         run.manifest["outputs"]["music_wav"])
 
 
-@pytest.mark.xfail(reason="drop-frame display lands with the timecode work", strict=False)
 def test_timecodes_are_drop_frame_labels(run):
     rate = float(NTSC)
 

@@ -21,7 +21,7 @@ from reelscore.timeline import MediaResolver
 
 
 def unreadable_media(picture: Picture, resolver: MediaResolver, start: int, end: int,
-                     start_frame: int) -> list[tuple[str, str, str, str]]:
+                     start_frame: int, *, drop_frame: bool = False) -> list[tuple[str, str, str, str]]:
     """(clip name, record timecode, file, problem) for every visible clip whose file has no
     readable picture. Offline clips and image sequences are left to their own checks."""
     seen: set[int] = set()
@@ -43,7 +43,7 @@ def unreadable_media(picture: Picture, resolver: MediaResolver, start: int, end:
                 verdicts[key] = _problem(path)
             problem = verdicts[key]
             if problem:
-                tc = frames_to_tc(start_frame + seg.start, picture.rate)
+                tc = frames_to_tc(start_frame + seg.start, picture.rate, drop_frame=drop_frame)
                 out.append((clip.name or "(unnamed)", tc, key, problem))
     return out
 
@@ -64,8 +64,8 @@ def _problem(path: Path) -> str | None:
 
 
 def check_media(picture: Picture, resolver: MediaResolver, start: int, end: int,
-                start_frame: int) -> None:
-    bad = unreadable_media(picture, resolver, start, end, start_frame)
+                start_frame: int, *, drop_frame: bool = False) -> None:
+    bad = unreadable_media(picture, resolver, start, end, start_frame, drop_frame=drop_frame)
     if not bad:
         return
     lines = [f"{len(bad)} clip(s) use media that is not a readable video; nothing was rendered:"]

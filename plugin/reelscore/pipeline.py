@@ -158,7 +158,7 @@ def score_timeline(
             planned, settings, on_frames=lambda n: progress.advance("render", n))
         if isinstance(renderer, FFmpegRenderer):  # it reads the sources: are they video?
             check_media(planned.picture, planned.resolver, plan.range.start, plan.range.end,
-                        plan.start_frame)
+                        plan.start_frame, drop_frame=plan.drop_frame)
         provider = provider or make_provider(settings.provider, provider_config)
         provider.preflight()  # fail on a missing key or a refused plan before rendering anything
 

@@ -73,22 +73,27 @@ def open_reference(path: Path, rate: Fraction, start_tc: str | None = None) -> R
     return ReferenceMovie(p, rate, start, info.frame_count, info.width, info.height, source)
 
 
-def check_coverage(movie: ReferenceMovie, first: int, end: int) -> None:
+def check_coverage(movie: ReferenceMovie, first: int, end: int, *,
+                   drop_frame: bool = False) -> None:
     """Record frames [first, end) must be in the movie (OUT exclusive)."""
     rate = movie.rate
+
+    def tc(frame: int) -> str:
+        return frames_to_tc(frame, rate, drop_frame=drop_frame)
+
     if first < movie.start_frame:
         raise RangeError(
-            f"--reference {movie.path.name} starts at {movie.start_tc} "
-            f"({movie.start_source}) but the scored range starts at {frames_to_tc(first, rate)}",
+            f"--reference {movie.path.name} starts at {tc(movie.start_frame)} "
+            f"({movie.start_source}) but the scored range starts at {tc(first)}",
             hint="give the movie's first-frame timecode with --reference-start, or score a "
             "range inside the movie with --range")
     # The container duration is rounded to 1/100 s: allow one frame of slack here; the render
     # counts every frame and fails, naming the frame, if the movie really is short.
     if movie.frames is not None and end > movie.start_frame + movie.frames + 1:
-        movie_end = frames_to_tc(movie.start_frame + movie.frames, rate)
+        movie_end = tc(movie.start_frame + movie.frames)
         raise RangeError(
             f"--reference {movie.path.name} ends at {movie_end} but the scored range runs "
-            f"to {frames_to_tc(end, rate)} ({end - movie.start_frame - movie.frames} frame(s) "
+            f"to {tc(end)} ({end - movie.start_frame - movie.frames} frame(s) "
             "more)",
             hint="check --reference-start, use the full-length reference, or score a shorter "
             "--range")

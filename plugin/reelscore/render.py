@@ -626,6 +626,9 @@ def offline_clips(
     start: int, end: int, start_frame: int,
 ) -> list[tuple[str, str, str]]:
     """(clip name, record timecode, paths tried) for every visible clip in range with no media."""
+    from reelscore.timeline import timeline_drop_frame
+
+    drop = timeline_drop_frame(timeline, picture.rate)  # the flag plan_edit stamped
     seen: set[int] = set()
     out: list[tuple[str, str, str]] = []
     for seg in picture.segments(start, end):
@@ -637,7 +640,7 @@ def offline_clips(
                 continue
             lookup = resolver.resolve_clip(clip)
             if lookup.path is None:
-                tc = frames_to_tc(start_frame + seg.start, picture.rate)
+                tc = frames_to_tc(start_frame + seg.start, picture.rate, drop_frame=drop)
                 out.append((clip.name or "(unnamed)", tc, "; ".join(lookup.tried) or "nothing"))
     return out
 

@@ -57,9 +57,11 @@ def plan_edit(
     """Decide everything that can be decided without rendering or the network."""
     tl = loaded.timeline
     rate = loaded.rate
+    # --timecode df|ndf over the edit's own flag: governs every label shown, typed and written.
+    drop_frame = loaded.set_timecode(settings.timecode)
     picture = build_picture(tl, rate)
     start, end = scored_range(tl, picture, rate, loaded.start_frame, settings.range_in,
-                              settings.range_out)
+                              settings.range_out, drop_frame=drop_frame)
     edit_dir = loaded.path.parent if loaded.path else None
     resolver = MediaResolver(edit_dir, settings.media_roots,
                              allow_remote=settings.allow_remote_media)
@@ -68,12 +70,14 @@ def plan_edit(
         from reelscore.reference import check_coverage, open_reference
 
         movie = open_reference(settings.reference, rate, settings.reference_start)
-        check_coverage(movie, loaded.start_frame + start, loaded.start_frame + end)
+        check_coverage(movie, loaded.start_frame + start, loaded.start_frame + end,
+                       drop_frame=drop_frame)
     elif check_media:
         check_online(tl, picture, resolver, start, end, loaded.start_frame)
     scenes = find_scenes(tl, picture, policy=settings.scenes, start=start, end=end,
                          start_frame=loaded.start_frame, min_seconds=settings.min_scene_seconds,
-                         scene_track=settings.scene_track, adapter=loaded.adapter)
+                         scene_track=settings.scene_track, adapter=loaded.adapter,
+                         drop_frame=drop_frame)
     width, height = (_proxy_size(picture, resolver, settings.proxy_width) if check_media
                      else (settings.proxy_width, round(settings.proxy_width * 9 / 32) * 2))
     if movie is not None and movie.width and movie.height:
@@ -87,7 +91,7 @@ def plan_edit(
         notes=loaded.notes + ([movie.describe()] if movie is not None else [])
         + ([f"rendered as the edit plays: {', '.join(picture.honoured)}"]
            if picture.honoured and movie is None else []),
-        clip_audio=settings.clip_audio,
+        clip_audio=settings.clip_audio, drop_frame=drop_frame,
     )
     return PlannedEdit(loaded, picture, plan, resolver)
 
