@@ -10,6 +10,7 @@ from __future__ import annotations
 from reelscore.errors import InputError
 from reelscore.providers.base import (
     ClipRef,
+    ComposeRequest,
     GeneratedAudio,
     GenerationRequest,
     GenerationSettings,
@@ -34,6 +35,7 @@ __all__ = [
     "OPTIONS_MODELS",
     "PROVIDER_NAMES",
     "ClipRef",
+    "ComposeRequest",
     "ElevenLabsOptions",
     "GeneratedAudio",
     "GenerationRequest",
