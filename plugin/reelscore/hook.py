@@ -96,6 +96,10 @@ HOOK_KEYS: dict[str, str] = {
     "uploader.expires_s": "lifetime of the presigned URLs (seconds)",
     "uploader.keep": "true: keep the uploaded clips after the job",
     "uploader.addressing_style": "auto | path | virtual",
+    # --method compose (issue 13)
+    "method": "video (default) | compose: a composition plan built from the cut, one section per scene",
+    "composition": "a reviewed composition plan file to compose from (checked against the edit)",
+    "brief": "per-scene brief for method compose (CSV or TOML)",
 }
 _LISTS = {"tags": ",", "media_root": os.pathsep}
 _RUN_ONLY = ("config", "profile", "work_dir", "source", "range")

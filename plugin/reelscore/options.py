@@ -56,3 +56,7 @@ REFERENCE = typer.Option(None, "--reference", help="cut every scene from this fl
 REFERENCE_START = typer.Option(None, "--reference-start", help="record timecode of the reference movie's first frame (default: its own timecode, else 00:00:00:00)")
 JSON = typer.Option(False, "--json", help="print the result as JSON")
 DEBUG = typer.Option(False, "--debug", help="show tracebacks and every library's logs")
+# --method compose (issue 13)
+METHOD = typer.Option(None, "--method", help="video (video-to-music from rendered clips, default) | compose (a composition plan built from the cut: one section per scene, no clips rendered)")
+COMPOSITION = typer.Option(None, "--composition", help="plan: write the composition plan(s) here; score: compose from this reviewed plan (checked against the edit first)")
+BRIEF = typer.Option(None, "--brief", help="per-scene brief for --method compose (CSV or TOML: scene or record timecode -> styles, name)")

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from reelscore.errors import UnsupportedError
-from reelscore.musicplan import ModelId, PlanField
+from reelscore.musicplan import ModelId, PlanField, sections_of
 from reelscore.providers.options import HttpOptions
 
 # Every output format the video-to-music endpoint accepts (reference/music_api.md §3).
@@ -91,6 +91,10 @@ class ComposeRequest(BaseModel):
     settings: GenerationSettings
     respect_sections_durations: bool | None = None
     store_for_inpainting: bool | None = None
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(v.duration_ms for v in sections_of(self.composition_plan)) / 1000
 
 
 class GeneratedAudio(BaseModel):
