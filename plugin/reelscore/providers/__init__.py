@@ -52,9 +52,9 @@ __all__ = [
 def make_provider(name: str, config: ProviderConfig | None = None) -> Provider:
     config = config or ProviderConfig()
     if name == "local":
-        from reelscore.providers.local import LocalProvider
+        from reelscore.providers.local_compose import LocalEngine
 
-        return LocalProvider(config)
+        return LocalEngine(config)
     if name == "elevenlabs":
         from reelscore.providers.elevenlabs import ElevenLabsProvider
 

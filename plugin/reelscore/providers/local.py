@@ -43,7 +43,6 @@ from reelscore import ffmpeg_cli
 from reelscore.errors import FFmpegError, InputError, MediaError
 from reelscore.providers.base import (
     ClipRef,
-    ComposeRequest,
     EventSink,
     GeneratedAudio,
     GenerationRequest,
@@ -731,15 +730,6 @@ class LocalProvider(ProviderDefaults):
             path=path, container="wav", provider=self.name, model=MODEL, seed=seed,
             metadata=metadata,
         )
-
-    def compose(
-        self, request: ComposeRequest, out_dir: Path, *, on_event: EventSink = _ignore
-    ) -> GeneratedAudio:
-        """A sketch that follows the plan: one engine section per plan section
-        (:mod:`reelscore.providers.local_compose`)."""
-        from reelscore.providers.local_compose import compose_local
-
-        return compose_local(request, out_dir, on_event=on_event)
 
     @staticmethod
     def _metadata(

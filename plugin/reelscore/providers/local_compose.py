@@ -10,7 +10,8 @@ reads from the picture comes from the section's styles instead, mapped to the en
 * colour (brightness, the key's mode over the whole request): "dark", "sad", "ominous", "night",
   "melancholy", "sombre" darken it; "bright", "happy", "hopeful", "warm", "joyful" lighten it.
 
-Sections that name none of these alternate between two levels, so neighbours still differ.
+Sections that name none of these alternate between a calm, dark and a lively, bright setting,
+so neighbours still differ.
 Global styles (v1) count for every section. The seed is the settings' seed, else one derived from
 the plan, so the same plan gives the same sketch.
 """
@@ -25,11 +26,18 @@ import numpy as np
 
 from reelscore.errors import InputError
 from reelscore.musicplan import global_styles_of, plan_wire, sections_of
-from reelscore.providers.base import ClipRef, ComposeRequest, EventSink, GeneratedAudio
+from reelscore.providers.base import (
+    ClipRef,
+    ComposeRequest,
+    EventSink,
+    GeneratedAudio,
+    ignore_event,
+)
 from reelscore.providers.local import (
     _NAMES,
     MODEL,
     SAMPLE_RATE,
+    LocalProvider,
     _ClipAnalysis,
     _plan,
     _synthesise,
@@ -51,8 +59,9 @@ def palette(styles: tuple[str, ...], index: int) -> tuple[float, float]:
     """(motion 0..1 before the engine's curve, brightness 0..1) for a section's styles."""
     energy = _score(styles, _CALM, _ENERGY)
     colour = _score(styles, _DARK, _BRIGHT)
-    motion = 0.004 if energy < 0 else 0.04 if energy > 0 else (0.008 if index % 2 == 0 else 0.02)
-    brightness = 0.15 if colour < 0 else 0.7 if colour > 0 else 0.45
+    odd = index % 2 == 1  # unnamed neighbours alternate, so every boundary is heard
+    motion = 0.004 if energy < 0 else 0.04 if energy > 0 else (0.03 if odd else 0.004)
+    brightness = 0.15 if colour < 0 else 0.7 if colour > 0 else (0.65 if odd else 0.25)
     return motion, brightness
 
 
@@ -96,3 +105,13 @@ def compose_local(request: ComposeRequest, out_dir: Path, *, on_event: EventSink
                            "seed": seed})
     return GeneratedAudio(path=path, container="wav", provider="local", model=MODEL, seed=seed,
                           metadata=meta)
+
+
+class LocalEngine(LocalProvider):
+    """The offline engine as ``--provider local`` builds it: video sketches from the clips
+    (``generate``) and sketches that follow a composition plan (``compose``)."""
+
+    def compose(
+        self, request: ComposeRequest, out_dir: Path, *, on_event: EventSink = ignore_event
+    ) -> GeneratedAudio:
+        return compose_local(request, out_dir, on_event=on_event)
