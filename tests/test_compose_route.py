@@ -204,3 +204,22 @@ def test_a_provider_that_cannot_compose_says_so() -> None:
     with pytest.raises(UnsupportedError, match="demo provider cannot compose") as info:
         NoCompose().compose(req, Path(os.devnull))
     assert "--method video" in (info.value.hint or "")
+
+
+def test_a_brief_names_and_styles_a_scene(env: Path, contract: ContractServer) -> None:
+    edit = _edit(env / "cut.otio")
+    brief = env / "brief.csv"
+    brief.write_text("scene,name,styles\n01:00:05:00,Chase,driving; brass\n")
+    code, text = _run("score", str(edit), "-o", str(env / "b.otio"), "--method", "compose",
+                      "--provider", "elevenlabs", "--base-url", contract.url, "--scenes", "cuts",
+                      "--min-scene", "0.5", "--brief", str(brief))
+    assert code == 0, text
+    chunk = contract.state.requests_to("/v1/music")[0].json["composition_plan"]["chunks"][1]
+    assert chunk["text"] == "[Chase]" and {"driving", "brass"} <= set(chunk["positive_styles"])
+    empty = env / "empty.csv"
+    empty.write_text("scene,name\n")
+    code, text = _run("score", str(edit), "-o", str(env / "c.otio"), "--method", "compose",
+                      "--provider", "elevenlabs", "--base-url", contract.url, "--scenes", "cuts",
+                      "--min-scene", "0.5", "--brief", str(empty))
+    assert code != 0 and "the brief has no scenes" in text
+    assert len(contract.state.requests_to("/v1/music")) == 1

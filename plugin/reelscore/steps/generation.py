@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reelscore.errors import PossiblyChargedError, ProviderError
+from reelscore.errors import InputError, MediaError, PossiblyChargedError, ProviderError
 from reelscore.fsutil import sha256_file
 from reelscore.job import MAY_BE_CHARGED, Job, RequestRecord, RequestStatus
 from reelscore.plan import PlannedRequest
@@ -122,6 +122,10 @@ def send(out: Outgoing, job: Job, provider: Provider, on_state: StateSink) -> Ge
                  else provider.compose(gen_req, job.raw_dir, on_event=on_event))
     except PossiblyChargedError:
         job.set_status(rid, "possibly_charged")
+        raise
+    except (InputError, MediaError) as exc:
+        # Refused before anything left (a setting, a clip, a capability the provider lacks).
+        job.set_status(rid, "failed", error=str(exc))
         raise
     except ProviderError as exc:
         # Rejected before generation started (validation, auth, limits): safe to resend --
