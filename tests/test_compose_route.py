@@ -223,3 +223,25 @@ def test_a_brief_names_and_styles_a_scene(env: Path, contract: ContractServer) -
                       "--min-scene", "0.5", "--brief", str(empty))
     assert code != 0 and "the brief has no scenes" in text
     assert len(contract.state.requests_to("/v1/music")) == 1
+
+
+def test_the_otio_hook_composes_with_method_compose(env: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("OTIO_PLUGIN_MANIFEST_PATH", "OTIO_DISABLE_ENTRYPOINTS_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    otio.plugins.ActiveManifest(force_reload=True)
+    try:
+        tl = otio.adapters.read_from_file(str(_edit(env / "cut.otio")))
+        out = env / "hooked.otio"
+        otio.adapters.write_to_file(tl, str(out), hook_function_argument_map={
+            "reelscore.provider": "local", "reelscore.method": "compose",
+            "reelscore.scenes": "cuts", "reelscore.min_scene": 0.5,
+            "reelscore.work_dir": str(env / "job")})
+    finally:
+        otio.plugins.ActiveManifest(force_reload=True)
+    manifest = json.loads((env / "job" / "manifest.json").read_text())
+    assert manifest["settings"]["method"] == "compose"
+    assert manifest["composition"]["requests"][0]["sections"] == 3
+    assert not manifest.get("renders")  # nothing rendered: the sources are offline
+    back = otio.adapters.read_from_file(str(out))
+    assert [t.name for t in back.tracks] == ["V1", "Score"]
