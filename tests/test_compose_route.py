@@ -245,3 +245,18 @@ def test_the_otio_hook_composes_with_method_compose(env: Path,
     assert not manifest.get("renders")  # nothing rendered: the sources are offline
     back = otio.adapters.read_from_file(str(out))
     assert [t.name for t in back.tracks] == ["V1", "Score"]
+
+
+def test_the_video_route_reports_its_music_changes_too(env: Path) -> None:
+    from tests.contract_fixtures import make_clip
+
+    edit = _edit(env / "cut.otio")
+    for i in range(len(SCENES)):  # the sources the edit names, now online
+        make_clip(env / f"offline_{i}.mov", 1000 / RATE)
+    out = env / "video.otio"
+    code, text = _run("score", str(edit), "-o", str(out), "--provider", "local",
+                      "--scenes", "cuts", "--min-scene", "0.5", "--seed", "3")
+    assert code == 0, text
+    changes = _manifest(out)["music_changes"]
+    assert changes["summary"] in text and changes["summary"].endswith("of 2 cuts")
+    assert [c["record_tc"] for c in changes["cuts"]] == ["01:00:05:00", "01:00:09:00"]
