@@ -65,7 +65,7 @@ HOOK_KEYS: dict[str, str] = {
     "tags": "style tags (list, or comma-separated)",
     "model": "the service's model id",
     "output_format": "the service's output format",
-    "seed": "seed of the local engine (not sent to a service)",
+    "seed": "seed of the local engine (sent to a service only with method compose)",
     "sign_c2pa": "true: ask for a C2PA-signed MP3",
     "add_sfx": "true: ask for sound effects",
     "separate_tracks": "true: music and SFX as separate stems",
