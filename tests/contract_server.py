@@ -49,6 +49,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+try:
+    from tests import contract_music
+except ImportError:  # run standalone from tests/
+    import contract_music  # type: ignore[no-redef]
+
 OUTPUT_FORMATS = (
     "mp3_22050_32", "mp3_24000_48", "mp3_44100_32", "mp3_44100_64", "mp3_44100_96",
     "mp3_44100_128", "mp3_44100_192",
@@ -548,6 +553,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.ms_task
         if path == "/v1/music/plan":
             return self.el_plan
+        if path == "/v1/music":
+            return self.el_compose
         if path == "/eleven/plan":
             return self.ms_plan
         if path.startswith("/files/"):
@@ -740,6 +747,39 @@ class Handler(BaseHTTPRequestHandler):
             raise _Drop("injected drop mid-download")
         rec.outcome = "ok"
         self._send(200, body, headers, ctype)
+
+    def el_compose(self, rec: LoggedRequest, fault: Fault | None) -> None:
+        """``POST /v1/music`` from a composition plan (contract_music): a tone per section,
+        each exactly its ``duration_ms`` long (tone_of(i), no clicks, no drift)."""
+        st = self.state
+        if self.command != "POST":
+            raise _Reply(405, {"detail": "Method Not Allowed"})
+        doc = self._json_body(rec)
+        key = self.headers.get("xi-api-key")
+        if key != st.elevenlabs_key:
+            raise _Reply(401, {"detail": {"status": "invalid_api_key" if key else
+                                          "needs_authorization", "message": "Invalid API key"}})
+        if not self.headers.get("Content-Type", "").startswith("application/json"):
+            raise _Reply(422, detail_list(["body"], "expected application/json"))
+        self._status_fault(fault)
+        errors, durations = contract_music.validate(doc)
+        for k in rec.query:
+            if k not in ("output_format", "enable_logging"):
+                errors.append({"loc": ["query", k], "msg": "Extra inputs are not permitted",
+                               "type": "extra_forbidden", "input": rec.query[k][0]})
+        fmt = rec.query.get("output_format", ["mp3_44100_128"])[-1]
+        if fmt not in OUTPUT_FORMATS:
+            errors.append({"loc": ["query", "output_format"], "msg": "invalid output format",
+                           "type": "enum", "input": fmt})
+        if errors:
+            raise _Reply(422, {"detail": errors})
+        rate = format_rate(fmt)
+        samples = synth([d / 1000 for d in durations], 0.0, rate, clicks=False)
+        data = encode(samples, rate, fmt, pcm_wav=st.pcm_wav)
+        ctype = "audio/wav" if fmt.startswith("pcm_") and st.pcm_wav else CONTENT_TYPES[fmt.split("_")[0]]
+        with st.lock:
+            st.charges += 1
+        self._deliver(rec, data, ctype, fault, {"song-id": uuid.uuid4().hex})
 
     # -- files ---------------------------------------------------------------------------------
     def get_file(self, rec: LoggedRequest, fault: Fault | None) -> None:

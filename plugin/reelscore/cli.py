@@ -71,6 +71,25 @@ def _show_plan(input: Path, settings: ScoreSettings, *, as_json: bool,
         typer.echo(line)
 
 
+def _write_composition(input: Path, settings: ScoreSettings, path: Path) -> None:
+    """``reelscore plan EDIT --composition FILE``: the plan(s) compose mode would send."""
+    from reelscore.musicplan import sections_of
+    from reelscore.pipeline import plan_edit
+    from reelscore.steps.composing import composition_for, write_composition
+    from reelscore.timecode import exact_rate
+    from reelscore.timeline import load_edit
+
+    loaded = load_edit(input, rate=exact_rate(settings.rate) if settings.rate else None)
+    file = composition_for(plan_edit(loaded, settings, check_media=False).plan, settings)
+    write_composition(path, file)
+    for req in file.requests:
+        typer.echo(f"{req.id}: {req.model_id}, {len(sections_of(req.composition_plan))} sections, "
+                   f"{req.range.record_in}-{req.range.record_out}")
+    for note in file.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"wrote {path}")
+
+
 def _range(range_: tuple[str, str] | None) -> dict[str, str | None]:
     return {"range_in": range_[0] if range_ else None, "range_out": range_[1] if range_ else None}
 
@@ -118,6 +137,9 @@ def score(
     as_json: bool = opt.JSON,
     reference: Path | None = opt.REFERENCE,
     reference_start: str | None = opt.REFERENCE_START,
+    method: str | None = opt.METHOD,
+    composition: Path | None = opt.COMPOSITION,
+    brief: Path | None = opt.BRIEF,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score an edit file and write it back with a new, frame-exact music track."""
@@ -138,7 +160,8 @@ def score(
             concurrency=concurrency, connect_timeout=connect_timeout, read_timeout=read_timeout,
             max_retries=max_retries, allow_insecure=allow_insecure,
             allow_remote_media=allow_remote_media, reference=reference,
-            reference_start=reference_start)
+            reference_start=reference_start,
+            method=method, composition=composition, brief=brief)
         built = build_settings(load_config(config, profile), values, load_key=not dry_run)
         settings = built.settings
         if dry_run:
@@ -160,6 +183,7 @@ def score(
         out.print(f"score: {s['integrated_lufs']:.2f} LUFS, true peak {s['true_peak_dbtp']:.2f} "
                   f"dBTP{' (limiter used)' if s['limiter'] else ''}; {s['scenes']} scene(s), "
                   f"{s['record_in']}-{s['record_out']}")
+        out.print(s["music_changes"])
         out.print(f"wrote {output} (track {settings.track_name!r} -> {result.music_wav})")
         out.print(f"manifest: {result.manifest_path}")
 
@@ -182,6 +206,12 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
     reference: Path | None = opt.REFERENCE,
     reference_start: str | None = opt.REFERENCE_START,
+    method: str | None = opt.METHOD,
+    composition: Path | None = opt.COMPOSITION,
+    brief: Path | None = opt.BRIEF,
+    description: str | None = opt.DESCRIPTION,
+    tag: list[str] | None = opt.TAG,
+    model: str | None = opt.MODEL,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Print the plan: scenes, requests and videos (no rendering, no network)."""
@@ -193,8 +223,12 @@ def plan(
         values = front_end_values(
             "flag", provider="local", scenes=scenes, scene_track=scene_track,
             min_scene=min_scene, **_range(range_), rate=rate, media_roots=media_root,
-            timecode=timecode, reference=reference, reference_start=reference_start)
+            timecode=timecode, reference=reference, reference_start=reference_start,
+            method=method, brief=brief, description=description, tags=tag, model=model)
         built = build_settings(load_config(config, profile), values, load_key=False)
+        if composition is not None:
+            _write_composition(input, built.settings, composition)
+            return
         _show_plan(input, built.settings, as_json=as_json, check_media=check_media)
 
     run_command(debug, body)

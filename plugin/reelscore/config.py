@@ -95,6 +95,8 @@ class SiteSettings(_Strict):
     read_timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0, le=20)
     allow_insecure: bool | None = None
+    # --method compose (issue 13): composition plans built from the cut instead of video-to-music
+    method: Literal["video", "compose"] | None = None
 
 
 class ElevenLabsSection(_Strict):

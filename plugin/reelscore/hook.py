@@ -65,7 +65,7 @@ HOOK_KEYS: dict[str, str] = {
     "tags": "style tags (list, or comma-separated)",
     "model": "the service's model id",
     "output_format": "the service's output format",
-    "seed": "seed of the local engine (not sent to a service)",
+    "seed": "seed of the local engine (sent to a service only with method compose)",
     "sign_c2pa": "true: ask for a C2PA-signed MP3",
     "add_sfx": "true: ask for sound effects",
     "separate_tracks": "true: music and SFX as separate stems",
@@ -96,6 +96,10 @@ HOOK_KEYS: dict[str, str] = {
     "uploader.expires_s": "lifetime of the presigned URLs (seconds)",
     "uploader.keep": "true: keep the uploaded clips after the job",
     "uploader.addressing_style": "auto | path | virtual",
+    # --method compose (issue 13)
+    "method": "video (default) | compose: a composition plan built from the cut, one section per scene",
+    "composition": "a reviewed composition plan file to compose from (checked against the edit)",
+    "brief": "per-scene brief for method compose (CSV or TOML)",
 }
 _LISTS = {"tags": ",", "media_root": os.pathsep}
 _RUN_ONLY = ("config", "profile", "work_dir", "source", "range")

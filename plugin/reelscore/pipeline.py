@@ -145,7 +145,8 @@ def score_timeline(
     with job.locked():
         job.open()
         progress.stage("plan")
-        planned = plan_edit(loaded, settings)
+        compose_mode = settings.method == "compose"  # no clips: the sources need not be online
+        planned = plan_edit(loaded, settings, check_media=not compose_mode)
         plan = planned.plan
         job.set("input", {"path": str(loaded.path) if loaded.path else None,
                           "sha256": sha256_file(loaded.path) if loaded.path and loaded.path.is_file()
@@ -154,6 +155,14 @@ def score_timeline(
                 save=False)
         job.set("settings", settings.model_dump(mode="json"), save=False)
         job.set("plan", plan.model_dump(mode="json"))
+        if compose_mode:
+            from reelscore.steps.composing import compose_all
+
+            provider = provider or make_provider(settings.provider, provider_config)
+            provider.preflight()
+            answers = compose_all(plan, job, provider, settings, progress)
+            return finish(loaded, plan, job, answers, settings, progress,
+                          provider_name=provider.name, output_path=output_path)
         renderer = renderer or default_renderer(
             planned, settings, on_frames=lambda n: progress.advance("render", n))
         if isinstance(renderer, FFmpegRenderer):  # it reads the sources: are they video?

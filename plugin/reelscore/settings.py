@@ -70,6 +70,12 @@ class ScoreSettings(BaseModel):
     # Requests in flight at the service at once (render of the next overlaps generation).
     concurrency: int = Field(default=2, ge=1, le=16)
 
+    # --method compose: the music is composed from composition plans built from the cut (or a
+    # reviewed plan file, --composition) with an optional per-scene brief (--brief); no clips.
+    method: Literal["video", "compose"] = "video"
+    composition: Path | None = None
+    brief: Path | None = None
+
     def limits(self) -> PlanLimits:
         return PlanLimits(max_seconds=self.max_request_seconds, max_videos=self.max_videos)
 
@@ -119,6 +125,9 @@ class FrontEndValues(ProfileTable):
     reference: Path | None = None
     reference_start: str | None = None
     resubmit: bool | None = None
+    # --method compose: a reviewed plan file and a per-scene brief (per edit, never site policy)
+    composition: Path | None = None
+    brief: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,8 @@ _SCORE = {"scenes": "scenes", "scene_track": "scene_track", "min_scene": "min_sc
           "target_lufs": "target_lufs", "true_peak": "true_peak", "track_name": "track_name",
           "markers": "markers", "workers": "workers", "resubmit": "resubmit",
           "reference": "reference", "reference_start": "reference_start",
-          "timecode": "timecode", "concurrency": "concurrency"}
+          "timecode": "timecode", "concurrency": "concurrency",
+          "method": "method", "composition": "composition", "brief": "brief"}
 _CONNECTION = {"base_url": "base_url", "connect_timeout": "connect_timeout_s",
                "read_timeout": "read_timeout_s", "max_retries": "max_retries",
                "allow_insecure": "allow_insecure"}

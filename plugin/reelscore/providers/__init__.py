@@ -10,6 +10,7 @@ from __future__ import annotations
 from reelscore.errors import InputError
 from reelscore.providers.base import (
     ClipRef,
+    ComposeRequest,
     GeneratedAudio,
     GenerationRequest,
     GenerationSettings,
@@ -34,6 +35,7 @@ __all__ = [
     "OPTIONS_MODELS",
     "PROVIDER_NAMES",
     "ClipRef",
+    "ComposeRequest",
     "ElevenLabsOptions",
     "GeneratedAudio",
     "GenerationRequest",
@@ -50,9 +52,9 @@ __all__ = [
 def make_provider(name: str, config: ProviderConfig | None = None) -> Provider:
     config = config or ProviderConfig()
     if name == "local":
-        from reelscore.providers.local import LocalProvider
+        from reelscore.providers.local_compose import LocalEngine
 
-        return LocalProvider(config)
+        return LocalEngine(config)
     if name == "elevenlabs":
         from reelscore.providers.elevenlabs import ElevenLabsProvider
 

@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from reelscore.errors import UnsupportedError
+from reelscore.musicplan import ModelId, PlanField, sections_of
 from reelscore.providers.options import HttpOptions
 
 # Every output format the video-to-music endpoint accepts (reference/music_api.md §3).
@@ -72,6 +74,27 @@ class GenerationRequest(BaseModel):
     @property
     def total_bytes(self) -> int:
         return sum(c.bytes for c in self.clips)
+
+
+class ComposeRequest(BaseModel):
+    """One composition plan to compose (``--method compose``): no clips, the plan says it all.
+
+    ``respect_sections_durations`` is sent for ``music_v1`` only (v2 models always keep them);
+    ``settings`` gives ``output_format``, ``seed`` and ``sign_with_c2pa``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str
+    model_id: ModelId
+    composition_plan: PlanField
+    settings: GenerationSettings
+    respect_sections_durations: bool | None = None
+    store_for_inpainting: bool | None = None
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(v.duration_ms for v in sections_of(self.composition_plan)) / 1000
 
 
 class GeneratedAudio(BaseModel):
@@ -134,10 +157,18 @@ class Provider(Protocol):
         """
         ...
 
+    def compose(
+        self, request: ComposeRequest, out_dir: Path, *, on_event: EventSink = ignore_event
+    ) -> GeneratedAudio:
+        """Compose music that follows *request*'s composition plan (``--method compose``), under
+        the same rules as ``generate``; ``UnsupportedError`` from a provider that cannot."""
+        ...
+
 
 class ProviderDefaults:
     """Defaults of the optional capabilities, for providers that have nothing to declare."""
 
+    name: str
     charges: bool = True
     reports_upload_complete: bool = False
 
@@ -146,6 +177,15 @@ class ProviderDefaults:
 
     def check_access(self) -> str:
         return "nothing to ask: no service behind this provider"
+
+    def compose(
+        self, request: ComposeRequest, out_dir: Path, *, on_event: EventSink = ignore_event
+    ) -> GeneratedAudio:
+        raise UnsupportedError(
+            f"the {self.name} provider cannot compose from a composition plan "
+            f"(request {request.request_id})",
+            hint="use --method video with this provider, or --provider elevenlabs or local "
+                 "with --method compose")
 
 
 class ProviderConfig(BaseModel):

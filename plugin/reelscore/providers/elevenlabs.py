@@ -33,9 +33,11 @@ import httpx
 from pydantic import SecretStr
 
 from reelscore.errors import PossiblyChargedError, ProviderError, ServiceError
+from reelscore.musicplan import plan_wire
 from reelscore.providers.access import check_json_call
 from reelscore.providers.answers import ZipLimits, content_type_problem, finalize_audio
 from reelscore.providers.base import (
+    ComposeRequest,
     EventSink,
     GeneratedAudio,
     GenerationRequest,
@@ -51,7 +53,12 @@ from reelscore.providers.client import (
     transport_error_text,
     validate_base_url,
 )
-from reelscore.providers.multipart import MultipartBody, content_type_for, safe_filename
+from reelscore.providers.multipart import (
+    JsonBody,
+    MultipartBody,
+    content_type_for,
+    safe_filename,
+)
 from reelscore.providers.options import ElevenLabsOptions
 from reelscore.providers.redact import Emitter, Redactor
 from reelscore.providers.retry import AttemptRecord, Retrier, RetryPolicy, client_slot
@@ -68,9 +75,27 @@ from reelscore.providers.video_request import validate_video_request
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 ENDPOINT = "/v1/music/video-to-music"
 PLAN_ENDPOINT = "/v1/music/plan"  # free: used to check access
+COMPOSE_ENDPOINT = "/v1/music"  # --method compose: a composition plan, JSON
 SERVICE = "ElevenLabs"
 
 _RESUBMIT = "rerun with --resubmit to generate (and pay) again"
+
+
+def compose_body(request: ComposeRequest) -> dict[str, object]:
+    """The JSON body of ``POST /v1/music`` (music_api.md §4), each optional field only when set;
+    ``respect_sections_durations`` only for ``music_v1`` (v2 models always keep durations)."""
+    s = request.settings
+    body: dict[str, object] = {"composition_plan": plan_wire(request.composition_plan),
+                               "model_id": request.model_id}
+    if request.model_id == "music_v1" and request.respect_sections_durations is not None:
+        body["respect_sections_durations"] = request.respect_sections_durations
+    if s.seed is not None:
+        body["seed"] = s.seed
+    if request.store_for_inpainting is not None:
+        body["store_for_inpainting"] = request.store_for_inpainting
+    if s.sign_with_c2pa is not None:
+        body["sign_with_c2pa"] = s.sign_with_c2pa
+    return body
 
 
 def form_fields(settings: GenerationSettings) -> list[tuple[str, str]]:
@@ -187,8 +212,47 @@ class ElevenLabsProvider:
                     result.metadata["warnings"] = warnings + result.metadata.get("warnings", [])
                     return result
 
+    def compose(
+        self, request: ComposeRequest, out_dir: Path, *, on_event: EventSink = ignore_event
+    ) -> GeneratedAudio:
+        """``POST /v1/music`` with the plan; same retry and never-pay-twice rules as
+        ``generate`` (nothing is retried once the whole body has left)."""
+        key = self._api_key()
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        emit = Emitter(self.redactor, on_event)
+        doc = compose_body(request)
+        params: dict[str, str] = {"output_format": request.settings.output_format}
+        if self.options.enable_logging is not None:
+            params["enable_logging"] = "true" if self.options.enable_logging else "false"
+        url = self.base_url + COMPOSE_ENDPOINT
+        emit("request", {"provider": self.name, "request_id": request.request_id, "url": url,
+                         "query": params, "fields": sorted(doc), "model_id": request.model_id,
+                         "allow_resubmit": self.config.allow_resubmit})
+        # The answer is described as for a request without clips (id and output format only).
+        answer_for = GenerationRequest(request_id=request.request_id, clips=(),
+                                       settings=request.settings)
+        retrier = Retrier(self.policy, emit, provider=self.name, request_id=request.request_id,
+                          sleep=self._sleep)
+        slot = client_slot(self.base_url, self.options.max_concurrent_requests)
+        with slot, make_client(self.config, self.options,
+                               headers={"xi-api-key": key.get_secret_value()},
+                               transport=self._transport) as client:
+            while True:
+                done_event = {"provider": self.name, "request_id": request.request_id,
+                              "attempt": retrier.attempts + 1}
+                body = JsonBody(doc, on_last=partial(emit, "upload_complete", done_event))
+                rec = retrier.attempt(method="POST", url=url, purpose="compose",
+                                      request_bytes_total=body.length)
+                result = self._attempt(client, url, params, body, rec, retrier, answer_for,
+                                       out_dir)
+                if result is not None:
+                    result.metadata.update(attempts=rec.attempt, endpoint=COMPOSE_ENDPOINT,
+                                           model_id=request.model_id)
+                    return result
+
     def _attempt(self, client: httpx.Client, url: str, params: dict[str, str],
-                 body: MultipartBody, rec: AttemptRecord, retrier: Retrier,
+                 body: MultipartBody | JsonBody, rec: AttemptRecord, retrier: Retrier,
                  request: GenerationRequest, out_dir: Path) -> GeneratedAudio | None:
         """One attempt. Returns the audio, None to retry (after sleeping), or raises."""
         red = self.redactor
@@ -245,7 +309,8 @@ class ElevenLabsProvider:
                                    ids=dict(rec.ids), redactor=red, emit=retrier.emit,
                                    attempts=rec.attempt, zip_limits=self.zip_limits)
             tmp_path = None
-            audio.metadata.update(endpoint=ENDPOINT, request_bytes=rec.request_bytes,
+            audio.metadata.update(endpoint=ENDPOINT if isinstance(body, MultipartBody)
+                                  else COMPOSE_ENDPOINT, request_bytes=rec.request_bytes,
                                   response_bytes=rec.response_bytes, elapsed_s=rec.elapsed_s)
             return audio
         except httpx.TransportError as exc:
@@ -287,7 +352,7 @@ class ElevenLabsProvider:
                     tmp_path.unlink()
 
     def _error_response(self, resp: httpx.Response, rec: AttemptRecord, retrier: Retrier,
-                        body: MultipartBody) -> None:
+                        body: MultipartBody | JsonBody) -> None:
         """An answer that is not 2xx: returns to retry (after sleeping), else raises."""
         red = self.redactor
         raw = read_limited(resp)
@@ -319,4 +384,4 @@ class ElevenLabsProvider:
         raise exc
 
 
-__all__ = ["DEFAULT_BASE_URL", "ElevenLabsProvider", "form_fields"]
+__all__ = ["DEFAULT_BASE_URL", "ElevenLabsProvider", "compose_body", "form_fields"]

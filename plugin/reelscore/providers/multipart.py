@@ -7,6 +7,7 @@ last bytes leave -- the point after which a service may start (and charge) a gen
 
 from __future__ import annotations
 
+import json
 import re
 import secrets as _secrets
 from collections.abc import Callable, Iterator
@@ -97,6 +98,30 @@ class MultipartBody:
                     remaining -= len(chunk)
                     self.sent += len(chunk)
                     yield chunk
+        self.done = True
+
+
+class JsonBody:
+    """A JSON body with the same accounting as :class:`MultipartBody` (``sent``, ``done``,
+    ``on_last`` just before the last bytes leave), so one attempt loop serves both."""
+
+    def __init__(self, doc: object, *, chunk_size: int = 1 << 16,
+                 on_last: Callable[[], None] | None = None) -> None:
+        self._data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        self.chunk_size = max(1, chunk_size)
+        self.on_last = on_last
+        self.length = len(self._data)
+        self.sent = 0
+        self.done = False
+        self.content_type = "application/json"
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, self.length, self.chunk_size):
+            if start + self.chunk_size >= self.length and self.on_last is not None:
+                self.on_last()
+            chunk = self._data[start:start + self.chunk_size]
+            self.sent += len(chunk)
+            yield chunk
         self.done = True
 
 

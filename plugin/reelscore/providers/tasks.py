@@ -39,6 +39,7 @@ from reelscore.providers.base import (
     GeneratedAudio,
     GenerationRequest,
     ProviderConfig,
+    ProviderDefaults,
     ignore_event,
 )
 from reelscore.providers.client import (
@@ -333,7 +334,7 @@ class TaskRunner:
                         "--resubmit to generate (and pay) again", task_id=task_id) from None
 
 
-class TaskProvider:
+class TaskProvider(ProviderDefaults):
     """A Provider over any TaskAPI and the S3 uploader. Subclasses give the adapter, the key
     and the payload."""
 

@@ -106,6 +106,9 @@ def score(
     max_retries: int | None = opt.MAX_RETRIES,
     allow_insecure: bool | None = opt.ALLOW_INSECURE,
     as_json: bool = opt.JSON,
+    method: str | None = opt.METHOD,
+    composition: Path | None = opt.COMPOSITION,
+    brief: Path | None = opt.BRIEF,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score the current Resolve timeline and place the music on a new audio track."""
@@ -130,7 +133,8 @@ def score(
             target_lufs=target_lufs, true_peak=true_peak, track_name=track_name,
             markers=markers, resubmit=resubmit, workers=workers, concurrency=concurrency,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
-            max_retries=max_retries, allow_insecure=allow_insecure)
+            max_retries=max_retries, allow_insecure=allow_insecure,
+            method=method, composition=composition, brief=brief)
         built = build_settings(load_config(config, profile), values)
         options = ResolveRunOptions(
             timeline_name=timeline, use_marks=range_ == "marks",

@@ -27,6 +27,7 @@ from reelscore.conform import (
 )
 from reelscore.errors import AudioError, MediaError
 from reelscore.job import Job
+from reelscore.musicchange import measure_changes
 from reelscore.plan import ScorePlan
 from reelscore.providers import GeneratedAudio
 from reelscore.settings import ProgressSink, ScoreSettings
@@ -87,6 +88,19 @@ def conform_all(
     return join_requests(parts, plan), reports
 
 
+def verify_changes(music: np.ndarray, plan: ScorePlan) -> dict[str, Any]:
+    """Verify, don't trust: where the normalised music actually changes, against every cut
+    between scenes (``reelscore.musicchange``), for either method."""
+    cuts = [s.range.start - plan.range.start for s in plan.scenes[1:]]
+    report = measure_changes(music, SAMPLE_RATE, rate=plan.fraction_rate, cuts=cuts,
+                             record_start=plan.start_frame + plan.range.start)
+    return {"summary": report.summary(), "tolerance_frames": report.tolerance_frames,
+            "hits": report.hits, "cuts": [
+                {"record_tc": c.record_tc, "cut_frame": c.cut_frame,
+                 "nearest_change_frames": None if c.distance_frames is None
+                 else round(float(c.distance_frames), 2)} for c in report.cuts]}
+
+
 def finish(
     loaded: LoadedEdit, plan: ScorePlan, job: Job, results: dict[str, GeneratedAudio],
     settings: ScoreSettings, progress: ProgressSink, *, provider_name: str,
@@ -131,6 +145,8 @@ def finish(
     ldict["delivered"] = {"integrated_lufs": round(after.integrated_lufs, 3),
                           "true_peak_dbtp": round(after.true_peak_dbtp, 3)}
     job.set("loudness", ldict)
+    changes = verify_changes(normalised, plan)
+    job.set("music_changes", changes)
     progress.advance("normalise")
 
     first = results[plan.requests[0].id]
@@ -164,6 +180,7 @@ def finish(
         "true_peak_dbtp": round(after.true_peak_dbtp, 2),
         "limiter": lreport.limiter_used,
         "music_wav": str(music_wav),
+        "music_changes": changes["summary"],
     }
     outputs: dict[str, Any] = {"music_wav": str(music_wav),
                                "sfx_wav": str(sfx_wav) if sfx_wav else None}

@@ -25,26 +25,36 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reelscore.errors import PossiblyChargedError, ProviderError
+from reelscore.errors import InputError, MediaError, PossiblyChargedError, ProviderError
 from reelscore.fsutil import sha256_file
 from reelscore.job import MAY_BE_CHARGED, Job, RequestRecord, RequestStatus
 from reelscore.plan import PlannedRequest
-from reelscore.providers import ClipRef, GeneratedAudio, GenerationRequest, Provider
+from reelscore.providers import (
+    ClipRef,
+    ComposeRequest,
+    GeneratedAudio,
+    GenerationRequest,
+    Provider,
+)
 from reelscore.settings import RequestState, ScoreSettings
 
 
-def request_key(req: GenerationRequest, provider: str) -> str:
-    """What makes an answer reusable: the provider, the clips' hashes and the settings."""
-    blob = json.dumps({"provider": provider, "clips": [c.sha256 for c in req.clips],
+def request_key(req: GenerationRequest | ComposeRequest, provider: str) -> str:
+    """What makes an answer reusable: the provider, the clips' hashes (or, composing, the whole
+    composition plan and its options) and the settings."""
+    what: dict[str, Any] = (
+        {"clips": [c.sha256 for c in req.clips]} if isinstance(req, GenerationRequest)
+        else {"method": "compose", "compose": req.model_dump(mode="json", exclude={"settings"})})
+    blob = json.dumps({"provider": provider, **what,
                        "settings": req.settings.model_dump(mode="json")}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A request to send, with its key."""
+    """A request to send (clips to a video-to-music call, or a composition plan), with its key."""
 
-    request: GenerationRequest
+    request: GenerationRequest | ComposeRequest
     key: str
 
 
@@ -53,8 +63,14 @@ def prepare(req: PlannedRequest, clips: list[ClipRef], job: Job, provider: Provi
     """The stored answer to reuse, or the request to send (raises PossiblyChargedError)."""
     gen_req = GenerationRequest(request_id=req.id, clips=tuple(clips),
                                 settings=settings.generation)
+    return decide(gen_req, job, provider, settings)
+
+
+def decide(gen_req: GenerationRequest | ComposeRequest, job: Job, provider: Provider,
+           settings: ScoreSettings) -> GeneratedAudio | Outgoing:
+    """The resume rules for one built request (video or compose)."""
     key = request_key(gen_req, provider.name)
-    rec = job.request(req.id)
+    rec = job.request(gen_req.request_id)
     if rec.key != key:
         return Outgoing(gen_req, key)
     if rec.status == "done" and rec.response is not None:
@@ -66,14 +82,14 @@ def prepare(req: PlannedRequest, clips: list[ClipRef], job: Job, provider: Provi
             what = (f"its answer could not be used ({rec.error})" if rec.status == "unusable"
                     else "its response was not stored")
             raise PossiblyChargedError(
-                f"request {req.id} was sent to {provider.name} in an earlier run, but "
+                f"request {gen_req.request_id} was sent to {provider.name} in an earlier run, but "
                 f"{what}: it may already have been charged",
                 hint="rerun with --resubmit to send it again (it may be charged twice)",
             )
-        job.event("resubmit", {"request": req.id, "decision": "user passed --resubmit"
+        job.event("resubmit", {"request": gen_req.request_id, "decision": "user passed --resubmit"
                                if settings.resubmit else f"{provider.name} does not charge"})
     if rec.status == "uploading":
-        job.event("resend", {"request": req.id, "reason": "the earlier run stopped before "
+        job.event("resend", {"request": gen_req.request_id, "reason": "the earlier run stopped before "
                              "the whole request was uploaded: nothing can have been charged"},
                   save=False)
     return Outgoing(gen_req, key)
@@ -90,8 +106,9 @@ def send(out: Outgoing, job: Job, provider: Provider, on_state: StateSink) -> Ge
     first: RequestStatus = "uploading" if provider.reports_upload_complete else "sent"
     job.start_request(rid, RequestRecord(
         status=first, key=out.key, provider=provider.name, sent_at=time.time(),
-        clips=list(gen_req.clips), total_seconds=round(gen_req.total_seconds, 6),
-        total_bytes=gen_req.total_bytes))
+        clips=list(gen_req.clips) if isinstance(gen_req, GenerationRequest) else [],
+        total_seconds=round(gen_req.total_seconds, 6),
+        total_bytes=gen_req.total_bytes if isinstance(gen_req, GenerationRequest) else 0))
     on_state(rid, "uploading" if provider.reports_upload_complete else "generating")
 
     def on_event(name: str, data: dict[str, Any]) -> None:
@@ -100,9 +117,15 @@ def send(out: Outgoing, job: Job, provider: Provider, on_state: StateSink) -> Ge
             on_state(rid, "generating")
 
     try:
-        audio = provider.generate(gen_req, job.raw_dir, on_event=on_event)
+        audio = (provider.generate(gen_req, job.raw_dir, on_event=on_event)
+                 if isinstance(gen_req, GenerationRequest)
+                 else provider.compose(gen_req, job.raw_dir, on_event=on_event))
     except PossiblyChargedError:
         job.set_status(rid, "possibly_charged")
+        raise
+    except (InputError, MediaError) as exc:
+        # Refused before anything left (a setting, a clip, a capability the provider lacks).
+        job.set_status(rid, "failed", error=str(exc))
         raise
     except ProviderError as exc:
         # Rejected before generation started (validation, auth, limits): safe to resend --
