@@ -118,6 +118,9 @@ def score(
     as_json: bool = opt.JSON,
     reference: Path | None = opt.REFERENCE,
     reference_start: str | None = opt.REFERENCE_START,
+    # recut
+    previous: Path | None = opt.PREVIOUS,
+    regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score an edit file and write it back with a new, frame-exact music track."""
@@ -138,9 +141,13 @@ def score(
             concurrency=concurrency, connect_timeout=connect_timeout, read_timeout=read_timeout,
             max_retries=max_retries, allow_insecure=allow_insecure,
             allow_remote_media=allow_remote_media, reference=reference,
-            reference_start=reference_start)
+            reference_start=reference_start,
+            previous=previous, regenerate_trimmed=regenerate_trimmed)
         built = build_settings(load_config(config, profile), values, load_key=not dry_run)
         settings = built.settings
+        if settings.previous is not None:
+            _recut_preview(input, output, work_dir, settings, dry_run=dry_run, as_json=as_json)
+            return
         if dry_run:
             _show_plan(input, settings, as_json=as_json)
             if not as_json:
@@ -164,6 +171,33 @@ def score(
         out.print(f"manifest: {result.manifest_path}")
 
     run_command(debug, body)
+
+
+def _recut_preview(input: Path, output: Path, work_dir: Path | None, settings: ScoreSettings,
+                   *, dry_run: bool, as_json: bool) -> None:
+    """``score --previous OLD --dry-run``: the change list and the cost; nothing sent."""
+    from reelscore.errors import InputError
+    from reelscore.pipeline import default_work_dir, plan_edit
+    from reelscore.recut_previous import recut_dry_run
+    from reelscore.timecode import exact_rate
+    from reelscore.timeline import load_edit
+
+    assert settings.previous is not None
+    if not dry_run:
+        raise InputError("--previous works with --dry-run only in this version (the change list "
+                         "and what an update would keep and generate)",
+                         hint="add --dry-run, or score the new cut afresh (without --previous)")
+    loaded = load_edit(input, rate=exact_rate(settings.rate) if settings.rate else None)
+    planned = plan_edit(loaded, settings)
+    result, folder = recut_dry_run(planned, settings.previous, work_dir or default_work_dir(output),
+                                   regenerate_trimmed=settings.regenerate_trimmed)
+    if as_json:
+        out.print_json(json.dumps({"changes": result.changes.model_dump(mode="json"),
+                                   "cost": result.plan.cost.model_dump(mode="json"),
+                                   "saved": str(folder)}))
+        return
+    typer.echo(result.text)
+    typer.echo(f"saved: {folder} (dry run: nothing rendered or sent)")
 
 
 @app.command()

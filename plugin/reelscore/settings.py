@@ -65,6 +65,10 @@ class ScoreSettings(BaseModel):
     # this flattened movie instead of the sources (see reelscore.reference).
     reference: Path | None = None
     reference_start: str | None = None
+    # Recut (--previous OLD, per edit, never a site setting): the previous scored edit or its job
+    # folder; --regenerate-trimmed scores trimmed scenes afresh (see reelscore.recut_previous).
+    previous: Path | None = None
+    regenerate_trimmed: bool = False
     # Timecode shown and typed: the edit's own drop-frame flag unless overridden (--timecode).
     timecode: TimecodeMode | None = None
     # Requests in flight at the service at once (render of the next overlaps generation).
@@ -119,6 +123,9 @@ class FrontEndValues(ProfileTable):
     reference: Path | None = None
     reference_start: str | None = None
     resubmit: bool | None = None
+    # recut (per edit)
+    previous: Path | None = None
+    regenerate_trimmed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -174,7 +181,8 @@ _SCORE = {"scenes": "scenes", "scene_track": "scene_track", "min_scene": "min_sc
           "target_lufs": "target_lufs", "true_peak": "true_peak", "track_name": "track_name",
           "markers": "markers", "workers": "workers", "resubmit": "resubmit",
           "reference": "reference", "reference_start": "reference_start",
-          "timecode": "timecode", "concurrency": "concurrency"}
+          "timecode": "timecode", "concurrency": "concurrency",
+          "previous": "previous", "regenerate_trimmed": "regenerate_trimmed"}
 _CONNECTION = {"base_url": "base_url", "connect_timeout": "connect_timeout_s",
                "read_timeout": "read_timeout_s", "max_retries": "max_retries",
                "allow_insecure": "allow_insecure"}

@@ -1,0 +1,151 @@
+"""``reelscore score NEW -o OUT --previous OLD --dry-run`` through the command line.
+
+A first score (offline engine, frame-coded sources rendered by ffmpeg) records what an update
+needs in its manifest (``recut_basis``); the dry run of a recut matches the new cut against it by
+picture, prints the change list and the cost, saves them in the new job folder, sends nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+from typer.testing import CliRunner
+
+from reelscore.cli import app
+from reelscore.recut import ChangeList, CutFingerprint
+from reelscore.wavfile import read_wav
+from tests.edits import build_timeline
+
+R = Fraction(24)
+START = 86400  # 01:00:00:00
+
+
+@pytest.fixture()
+def sources(coded_video) -> dict[str, tuple[Path, int]]:
+    return {name: (coded_video(frames=400, rate=R, source_id=sid, gop=48), sid)
+            for name, sid in (("A", 21), ("B", 22), ("C", 23), ("D", 24))}
+
+
+def write_cut(path: Path, sources, shots: list[tuple[str, int, int]]) -> Path:
+    items = [("clip", sources[n][0], sources[n][1], src_in, frames) for n, src_in, frames in shots]
+    otio.adapters.write_to_file(build_timeline([items], R, start_frame=START), str(path))
+    return path
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+COMMON = ("--provider", "local", "--scenes", "cuts", "--min-scene", "0.5", "--seed", "5")
+A, B, C = ("A", 10, 48), ("B", 20, 36), ("C", 30, 60)
+
+
+@pytest.fixture()
+def first(tmp_path, sources) -> Path:
+    old = write_cut(tmp_path / "v1.otio", sources, [A, B, C])
+    code, text = cli("score", str(old), "-o", str(tmp_path / "v1_scored.otio"), *COMMON)
+    assert code == 0, text
+    return tmp_path / "v1_scored.otio"
+
+
+def manifest(job: Path) -> dict:
+    return json.loads((job / "manifest.json").read_text())
+
+
+def test_a_score_records_what_an_update_needs(first: Path) -> None:
+    m = manifest(first.parent / "v1_scored.otio.reelscore")
+    basis = m["recut_basis"]
+    wav = Path(basis["music_wav"])
+    assert hashlib.sha256(wav.read_bytes()).hexdigest() == basis["sha256"]
+    assert basis["first_frame"] == 0 and basis["sample_rate"] == 48000
+    assert basis["crossfade_frames"] == m["plan"]["crossfade_frames"]
+    fp = CutFingerprint.model_validate(basis["fingerprint"])
+    assert fp.start_frame == START and fp.rate == "24"
+    assert [(s.start, s.end) for s in fp.scenes] == [(0, 48), (48, 84), (84, 144)]
+    assert [[(r.source.split(":")[0], r.media_start, r.count) for r in s.runs]
+            for s in fp.scenes] == [[("ExternalReference", str(src_in), n)]
+                                    for _, src_in, n in (A, B, C)]
+    assert read_wav(wav)[0].shape[0] == 144 * 2000  # 144 frames at 24 fps, 48 kHz
+
+
+def test_dry_run_prints_and_saves_the_change_list(tmp_path, sources, first: Path) -> None:
+    # v2: B moved before A, C trimmed 12 frames at the head, D inserted at the end.
+    new = write_cut(tmp_path / "v2.otio", sources, [B, A, ("C", 42, 48), ("D", 5, 24)])
+    out = tmp_path / "v2_scored.otio"
+    code, text = cli("score", str(new), "-o", str(out), "--previous", str(first), "--dry-run",
+                     *COMMON)
+    assert code == 0, text
+    assert "REORDERED" in text or "UNCHANGED" in text
+    assert "head trimmed 12f" in text and "NEW" in text
+    assert "01:00:00:00" in text and "a full rescore generates 6.50 s" in text
+    assert "nothing rendered or sent" in text
+    job = tmp_path / "v2_scored.otio.reelscore"
+    cl = ChangeList.model_validate_json((job / "recut" / "changes.json").read_text())
+    kinds = {c.new_id: c.kind for c in cl.changes if c.new_id}
+    assert kinds["s004"] == "new" and kinds["s003"] == "trimmed"
+    assert {kinds["s001"], kinds["s002"]} <= {"unchanged", "reordered"}
+    assert (job / "recut" / "changes.txt").read_text().startswith("change list:")
+    plan = json.loads((job / "recut" / "plan.json").read_text())
+    assert plan["cost"]["generate_frames"] == 24 and plan["cost"]["kept_frames"] == 132
+    m = manifest(job)
+    assert m["recut"]["previous_job_id"] == manifest(first.parent / "v1_scored.otio.reelscore")[
+        "job_id"]
+    assert "requests" not in m or m["requests"] == {}
+    assert not out.exists()
+
+    # The job folder itself works as --previous; --regenerate-trimmed generates C afresh.
+    code, text = cli("score", str(new), "-o", str(out), "--previous",
+                     str(first.parent / "v1_scored.otio.reelscore"), "--dry-run",
+                     "--regenerate-trimmed", *COMMON)
+    assert code == 0, text
+    plan = json.loads((job / "recut" / "plan.json").read_text())
+    assert plan["cost"]["generate_frames"] == 72 and plan["cost"]["kept_frames"] == 84
+
+
+def test_the_score_clip_names_its_job(tmp_path, sources, first: Path) -> None:
+    moved = tmp_path / "elsewhere.otio"  # no elsewhere.otio.reelscore: found by the clip's job id
+    moved.write_bytes(first.read_bytes())
+    new = write_cut(tmp_path / "v2.otio", sources, [A, B, C])
+    code, text = cli("score", str(new), "-o", str(tmp_path / "v2s.otio"), "--previous",
+                     str(moved), "--dry-run", *COMMON)
+    assert code == 0, text
+    assert "kept 6.00 s" in text and "generate 0.00 s in 0 stretch(es)" in text
+
+
+def test_refusals(tmp_path, sources, first: Path) -> None:
+    job = first.parent / "v1_scored.otio.reelscore"
+    other = write_cut(tmp_path / "other.otio", sources, [("D", 100, 48)])
+    code, text = cli("score", str(other), "-o", str(tmp_path / "o.otio"), "--previous",
+                     str(first), "--dry-run", *COMMON)
+    assert code != 0 and "not an edit of the same programme" in text and "afresh" in text
+
+    new = write_cut(tmp_path / "v2.otio", sources, [A, B])
+    code, text = cli("score", str(new), "-o", str(tmp_path / "n.otio"), "--previous", str(first),
+                     *COMMON)
+    assert code != 0 and "--dry-run" in text
+
+    wav = Path(manifest(job)["recut_basis"]["music_wav"])
+    data = bytearray(wav.read_bytes())
+    data[-1] ^= 1
+    wav.write_bytes(bytes(data))
+    code, text = cli("score", str(new), "-o", str(tmp_path / "n.otio"), "--previous", str(first),
+                     "--dry-run", *COMMON)
+    assert code != 0 and "altered" in text and wav.name in text
+
+    wav.unlink()
+    code, text = cli("score", str(new), "-o", str(tmp_path / "n.otio"), "--previous", str(first),
+                     "--dry-run", *COMMON)
+    assert code != 0 and "missing" in text
+
+    m = manifest(job)
+    del m["recut_basis"]
+    (job / "manifest.json").write_text(json.dumps(m))
+    code, text = cli("score", str(new), "-o", str(tmp_path / "n.otio"), "--previous", str(job),
+                     "--dry-run", *COMMON)
+    assert code != 0 and "afresh" in text and "recut_basis" in text
