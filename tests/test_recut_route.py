@@ -12,6 +12,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import opentimelineio as otio
 import pytest
 from typer.testing import CliRunner
@@ -19,6 +20,8 @@ from typer.testing import CliRunner
 from reelscore.cli import app
 from reelscore.recut import ChangeList, CutFingerprint
 from reelscore.wavfile import read_wav
+from tests.contract_fixtures import TEST_KEY
+from tests.contract_server import V2M, ContractServer
 from tests.edits import build_timeline
 
 R = Fraction(24)
@@ -125,10 +128,11 @@ def test_refusals(tmp_path, sources, first: Path) -> None:
                      str(first), "--dry-run", *COMMON)
     assert code != 0 and "not an edit of the same programme" in text and "afresh" in text
 
-    new = write_cut(tmp_path / "v2.otio", sources, [A, B])
+    new = write_cut(tmp_path / "v2.otio", sources, [A, B, ("D", 5, 24)])
     code, text = cli("score", str(new), "-o", str(tmp_path / "n.otio"), "--previous", str(first),
                      *COMMON)
-    assert code != 0 and "--dry-run" in text
+    assert code != 0 and "needs new music for s003 (new, 24f)" in text and "--dry-run" in text
+    assert not (tmp_path / "n.otio").exists()
 
     wav = Path(manifest(job)["recut_basis"]["music_wav"])
     data = bytearray(wav.read_bytes())
@@ -149,3 +153,112 @@ def test_refusals(tmp_path, sources, first: Path) -> None:
     code, text = cli("score", str(new), "-o", str(tmp_path / "n.otio"), "--previous", str(job),
                      "--dry-run", *COMMON)
     assert code != 0 and "afresh" in text and "recut_basis" in text
+
+
+# ------------------------------------------------------------------ the update (nothing to generate)
+
+SPF = 2000  # samples per frame at 24 fps, 48 kHz
+XF = 12  # the plan's crossfade at 24 fps (0.5 s)
+
+
+def update(tmp_path: Path, sources, first: Path, shots, name: str) -> tuple[Path, dict]:
+    new = write_cut(tmp_path / f"{name}.otio", sources, shots)
+    out = tmp_path / f"{name}_scored.otio"
+    code, text = cli("score", str(new), "-o", str(out), "--previous", str(first), *COMMON)
+    assert code == 0, text
+    assert "nothing sent" in text
+    return out, manifest(tmp_path / f"{name}_scored.otio.reelscore")
+
+
+def old_music(first: Path):
+    return read_wav(Path(manifest(first.parent / "v1_scored.otio.reelscore")["recut_basis"][
+        "music_wav"]))[0]
+
+
+def same(new, a: int, old, b: int, frames: int) -> None:
+    """New frames [a, a+frames) carry exactly the old music of old frames [b, b+frames)."""
+    x, y = new[a * SPF:(a + frames) * SPF], old[b * SPF:(b + frames) * SPF]
+    assert x.shape == y.shape and np.max(np.abs(x - y)) < 1e-6
+
+
+def continuous(music, frame: int) -> None:
+    """No click on the cut: the sample step across it is like the steps around it."""
+    s = frame * SPF
+    step = np.max(np.abs(np.diff(music[s - 48:s + 48], axis=0)))
+    quiet = np.concatenate([music[s - 4000:s - 1000], music[s + 1000:s + 4000]])
+    around = np.max(np.abs(np.diff(quiet, axis=0)))
+    assert step <= 1.5 * around
+
+
+@pytest.mark.parametrize("name, shots, windows, cuts", [
+    # no change: the same samples, every one
+    ("same", [A, B, C], [(0, 0, 144)], []),
+    # reorder: B first, then A, then C
+    ("reorder", [B, A, C], [(0, 48, 36 - 0), (36 + XF, XF, 48 - XF), (84 + XF, 84 + XF, 60 - XF)],
+     [36, 84]),
+    # delete B: A then C (C moved 36 frames earlier)
+    ("delete", [A, C], [(0, 0, 48), (48 + XF, 84 + XF, 60 - XF)], [48]),
+    # trim A's head by 8 and C's tail by 20 (inside what they showed)
+    ("trim", [("A", 18, 40), B, ("C", 30, 40)], [(0, 8, 40 + 36 + 40)], []),
+])
+def test_update_keeps_the_old_music_at_the_new_positions(tmp_path, sources, first, name, shots,
+                                                         windows, cuts) -> None:
+    old = old_music(first)
+    out, m = update(tmp_path, sources, first, shots, name)
+    music, sr = read_wav(Path(m["outputs"]["music_wav"]))
+    total = sum(n for _, _, n in shots)
+    assert sr == 48000 and music.shape[0] == total * SPF
+    for a, b, n in windows:
+        same(music, a, old, b, n)
+    for f in cuts:
+        continuous(music, f)
+    assert m["loudness"]["recut_gain_db"] == 0.0
+    assert m["recut"]["requests"] == [] and m["requests"] == {}
+    assert all(k["origin"]["job_id"] == m["recut"]["previous_job_id"] for k in m["recut"]["kept"])
+    # the scored edit carries the new WAV over the whole new range
+    scored = otio.adapters.read_from_file(str(out))
+    clip = next(iter(scored.tracks[-1].find_clips()))
+    assert round(clip.trimmed_range().duration.value) == total
+    assert Path(otio.url_utils.filepath_from_url(clip.media_reference.target_url)) == Path(
+        m["outputs"]["music_wav"])
+    # a later update builds on this one
+    assert m["recut_basis"]["sha256"] == hashlib.sha256(
+        Path(m["outputs"]["music_wav"]).read_bytes()).hexdigest()
+    if name == "same":
+        assert np.array_equal(music, old)
+
+
+@pytest.fixture()
+def service_server():
+    srv = ContractServer().start()
+    srv.state.elevenlabs_key = TEST_KEY
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_with_the_service_only_the_first_score_is_sent(tmp_path, sources, service_server,
+                                                       monkeypatch):
+    """First score at the contract server, then a reorder and a no-change update: no request."""
+    contract = service_server
+    monkeypatch.setenv("ELEVENLABS_API_KEY", TEST_KEY)
+    service = ("--provider", "elevenlabs", "--base-url", contract.url, "--scenes", "cuts",
+               "--min-scene", "0.5")
+    old = write_cut(tmp_path / "v1.otio", sources, [A, B, C])
+    first = tmp_path / "v1_scored.otio"
+    code, text = cli("score", str(old), "-o", str(first), *service)
+    assert code == 0, text
+    sent = len(contract.state.log)
+    assert sent > 0 and contract.state.requests_to(V2M)
+    for name, shots in (("reorder", [B, A, C]), ("same", [A, B, C])):
+        new = write_cut(tmp_path / f"{name}.otio", sources, shots)
+        code, text = cli("score", str(new), "-o", str(tmp_path / f"{name}_scored.otio"),
+                         "--previous", str(first), *service)
+        assert code == 0, text
+        assert len(contract.state.log) == sent, "an update with nothing new sends nothing"
+    old_wav = read_wav(Path(manifest(tmp_path / "v1_scored.otio.reelscore")["recut_basis"][
+        "music_wav"]))[0]
+    new_wav = read_wav(Path(manifest(tmp_path / "same_scored.otio.reelscore")["outputs"][
+        "music_wav"]))[0]
+    assert np.array_equal(old_wav, new_wav)

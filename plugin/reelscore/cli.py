@@ -143,10 +143,12 @@ def score(
             allow_remote_media=allow_remote_media, reference=reference,
             reference_start=reference_start,
             previous=previous, regenerate_trimmed=regenerate_trimmed)
-        built = build_settings(load_config(config, profile), values, load_key=not dry_run)
+        built = build_settings(load_config(config, profile), values,
+                               load_key=not dry_run and previous is None)  # recut: no request
         settings = built.settings
         if settings.previous is not None:
-            _recut_preview(input, output, work_dir, settings, dry_run=dry_run, as_json=as_json)
+            _recut(input, output, work_dir, settings, dry_run=dry_run, force=force,
+                   as_json=as_json)
             return
         if dry_run:
             _show_plan(input, settings, as_json=as_json)
@@ -173,23 +175,35 @@ def score(
     run_command(debug, body)
 
 
-def _recut_preview(input: Path, output: Path, work_dir: Path | None, settings: ScoreSettings,
-                   *, dry_run: bool, as_json: bool) -> None:
-    """``score --previous OLD --dry-run``: the change list and the cost; nothing sent."""
-    from reelscore.errors import InputError
+def _recut(input: Path, output: Path, work_dir: Path | None, settings: ScoreSettings, *,
+           dry_run: bool, force: bool, as_json: bool) -> None:
+    """``score --previous OLD``: the change list and cost (``--dry-run``), or the update."""
     from reelscore.pipeline import default_work_dir, plan_edit
     from reelscore.recut_previous import recut_dry_run
+    from reelscore.recut_update import update_from_previous
     from reelscore.timecode import exact_rate
     from reelscore.timeline import load_edit
+    from reelscore.writeback import check_output_path
 
     assert settings.previous is not None
     if not dry_run:
-        raise InputError("--previous works with --dry-run only in this version (the change list "
-                         "and what an update would keep and generate)",
-                         hint="add --dry-run, or score the new cut afresh (without --previous)")
+        check_output_path(output, force=force, inputs=[input])
     loaded = load_edit(input, rate=exact_rate(settings.rate) if settings.rate else None)
     planned = plan_edit(loaded, settings)
-    result, folder = recut_dry_run(planned, settings.previous, work_dir or default_work_dir(output),
+    job_dir = work_dir or default_work_dir(output)
+    if not dry_run:
+        summary = update_from_previous(planned, settings.previous, output, job_dir, settings)
+        if as_json:
+            out.print_json(json.dumps(summary))
+            return
+        typer.echo(summary["change_list"])
+        typer.echo(f"kept {summary['kept_seconds']:.2f} s of the previous score, nothing sent; "
+                   f"{summary['integrated_lufs']:.2f} LUFS, true peak "
+                   f"{summary['true_peak_dbtp']:.2f} dBTP (gain {summary['recut_gain_db']:+.2f} dB)")
+        typer.echo(f"wrote {output} (track {settings.track_name!r} -> {summary['music_wav']})")
+        typer.echo(f"manifest: {summary['manifest']}")
+        return
+    result, folder = recut_dry_run(planned, settings.previous, job_dir,
                                    regenerate_trimmed=settings.regenerate_trimmed)
     if as_json:
         out.print_json(json.dumps({"changes": result.changes.model_dump(mode="json"),
