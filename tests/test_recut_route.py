@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reelscore.cli import app
+from reelscore.conform import frames_to_samples
 from reelscore.recut import ChangeList, CutFingerprint
 from reelscore.wavfile import read_wav
 from tests.contract_fixtures import TEST_KEY
@@ -262,3 +263,37 @@ def test_with_the_service_only_the_first_score_is_sent(tmp_path, sources, servic
     new_wav = read_wav(Path(manifest(tmp_path / "same_scored.otio.reelscore")["outputs"][
         "music_wav"]))[0]
     assert np.array_equal(old_wav, new_wav)
+
+
+def test_update_at_29_97_is_sample_exact(tmp_path, coded_video) -> None:
+    """At 30000/1001 a frame is 1601.6 samples: kept music lands at floor(frame · 48000 / rate)."""
+    r = Fraction(30000, 1001)
+    src = {n: (coded_video(frames=400, rate=r, source_id=sid, gop=30), sid)
+           for n, sid in (("A", 31), ("B", 32), ("C", 33))}
+
+    def cut(path: Path, shots) -> Path:
+        items = [("clip", src[n][0], src[n][1], i, f) for n, i, f in shots]
+        otio.adapters.write_to_file(build_timeline([items], r, start_frame=107892), str(path))
+        return path
+
+    old = cut(tmp_path / "v1.otio", [A, B, C])
+    code, text = cli("score", str(old), "-o", str(tmp_path / "v1s.otio"), *COMMON)
+    assert code == 0, text
+    new = cut(tmp_path / "v2.otio", [A, C])  # B deleted: C moves 36 frames earlier
+    code, text = cli("score", str(new), "-o", str(tmp_path / "v2s.otio"), "--previous",
+                     str(tmp_path / "v1s.otio"), *COMMON)
+    assert code == 0, text
+    before = read_wav(Path(manifest(tmp_path / "v1s.otio.reelscore")["outputs"]["music_wav"]))[0]
+    after = read_wav(Path(manifest(tmp_path / "v2s.otio.reelscore")["outputs"]["music_wav"]))[0]
+
+    def s(f: int) -> int:
+        return f * 48000 * 1001 // 30000
+
+    assert after.shape[0] == frames_to_samples(108, r)
+    assert np.array_equal(after[:s(48)], before[:s(48)])
+    # past C's crossfade, to the end of the old music (whole-sample rounding of each programme's
+    # length can leave the new one a sample longer: that sample is silence)
+    tail = before[s(84 + XF + 3):]
+    assert np.array_equal(after[s(48 + XF + 3):s(48 + XF + 3) + len(tail)], tail)
+    assert after.shape[0] - s(48 + XF + 3) - len(tail) <= 1
+    assert not after[s(48 + XF + 3) + len(tail):].any()

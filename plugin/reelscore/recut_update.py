@@ -31,6 +31,7 @@ import numpy as np
 
 from reelscore import loudness
 from reelscore._version import __version__
+from reelscore.conform import frames_to_samples
 from reelscore.errors import InputError
 from reelscore.fsutil import sha256_file
 from reelscore.job import MANIFEST_NAME, Job, RecutBasis
@@ -52,14 +53,18 @@ def assemble(old: np.ndarray, old_first_sample: int, recut: RecutPlan, new_range
     *old_first_sample*."""
     rn, sr = Fraction(recut.rate), recut.sample_rate
     base = frame_to_sample(new_range[0], rn, sr)
-    out = np.zeros((frame_to_sample(new_range[1], rn, sr) - base, old.shape[1]), dtype=np.float32)
+    # As long as a first score of the range is (conform's rounding of its duration).
+    length = frames_to_samples(new_range[1] - new_range[0], rn, sr)
+    out = np.zeros((length, old.shape[1]), dtype=np.float32)
     edge = int(EDGE_FADE_S * sr)
     prev_end: int | None = None  # new sample where the previous kept range ended
     prev_tail: np.ndarray | None = None  # old music past that end (for the crossfade)
     for k in recut.kept:
         a, b = k.new_samples[0] - base, k.new_samples[1] - base
         src = k.old_sample_start - old_first_sample
-        out[a:b] = old[src:src + (b - a)]
+        b = length if k.new_end == new_range[1] else min(b, length)  # the last sample too
+        chunk = old[src:src + (b - a)]
+        out[a:a + len(chunk)] = chunk
         if prev_end == a and prev_tail is not None:
             n = min(len(prev_tail), b - a)
             if n > 0:
