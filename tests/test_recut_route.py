@@ -135,6 +135,10 @@ def test_refusals(tmp_path, sources, first: Path) -> None:
     assert code != 0 and "needs new music for s003 (new, 24f)" in text and "--dry-run" in text
     assert not (tmp_path / "n.otio").exists()
 
+    code, text = cli("score", str(new), "-o", str(first), "--force", "--previous", str(first),
+                     *COMMON)  # over the previous version: its job folder would be reused
+    assert code != 0 and "previous version's job folder" in text
+
     wav = Path(manifest(job)["recut_basis"]["music_wav"])
     data = bytearray(wav.read_bytes())
     data[-1] ^= 1

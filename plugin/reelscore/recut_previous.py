@@ -141,10 +141,19 @@ def save_preview(job: Job, previous: Previous, result: RecutPreview) -> Path:
     return folder
 
 
+def check_new_job(previous: Previous, work_dir: Path) -> None:
+    """The new version gets its own job folder: the previous one stays as it was delivered."""
+    if work_dir.resolve() == previous.job_dir.resolve():
+        raise InputError(
+            f"the new job folder {str(work_dir)!r} is the previous version's job folder",
+            hint="write the new version to another -o OUTPUT (or give it its own --work-dir)")
+
+
 def recut_dry_run(planned: PlannedEdit, previous_path: Path, work_dir: Path, *,
                   regenerate_trimmed: bool) -> tuple[RecutPreview, Path]:
     """Load the previous job, compare, save in the job folder *work_dir*; nothing sent."""
     previous = load_previous(previous_path)
+    check_new_job(previous, work_dir)
     result = preview(planned, previous, regenerate_trimmed=regenerate_trimmed)
     job = Job(work_dir)
     with job.locked():

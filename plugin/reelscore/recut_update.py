@@ -37,7 +37,13 @@ from reelscore.fsutil import sha256_file
 from reelscore.job import MANIFEST_NAME, Job, RecutBasis
 from reelscore.recut import fingerprint
 from reelscore.recut_keep import RecutPlan, cost_text, frame_to_sample
-from reelscore.recut_previous import Previous, load_previous, preview, save_preview
+from reelscore.recut_previous import (
+    Previous,
+    check_new_job,
+    load_previous,
+    preview,
+    save_preview,
+)
 from reelscore.settings import ScoreSettings
 from reelscore.steps.finishing import safe_name
 from reelscore.steps.planning import PlannedEdit
@@ -100,6 +106,7 @@ def update_from_previous(planned: PlannedEdit, previous_path: Path, output_path:
                          work_dir: Path, settings: ScoreSettings) -> dict[str, Any]:
     """Write the updated scored edit; returns a summary (nothing rendered or sent)."""
     previous: Previous = load_previous(previous_path)
+    check_new_job(previous, work_dir)
     result = preview(planned, previous, regenerate_trimmed=settings.regenerate_trimmed)
     _refuse_generation(result.plan)
     plan = planned.plan
