@@ -140,6 +140,9 @@ def score(
     method: str | None = opt.METHOD,
     composition: Path | None = opt.COMPOSITION,
     brief: Path | None = opt.BRIEF,
+    # recut
+    previous: Path | None = opt.PREVIOUS,
+    regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score an edit file and write it back with a new, frame-exact music track."""
@@ -161,9 +164,15 @@ def score(
             max_retries=max_retries, allow_insecure=allow_insecure,
             allow_remote_media=allow_remote_media, reference=reference,
             reference_start=reference_start,
-            method=method, composition=composition, brief=brief)
-        built = build_settings(load_config(config, profile), values, load_key=not dry_run)
+            method=method, composition=composition, brief=brief,
+            previous=previous, regenerate_trimmed=regenerate_trimmed)
+        built = build_settings(load_config(config, profile), values,
+                               load_key=not dry_run and previous is None)  # recut: no request
         settings = built.settings
+        if settings.previous is not None:
+            _recut(input, output, work_dir, settings, dry_run=dry_run, force=force,
+                   as_json=as_json)
+            return
         if dry_run:
             _show_plan(input, settings, as_json=as_json)
             if not as_json:
@@ -188,6 +197,45 @@ def score(
         out.print(f"manifest: {result.manifest_path}")
 
     run_command(debug, body)
+
+
+def _recut(input: Path, output: Path, work_dir: Path | None, settings: ScoreSettings, *,
+           dry_run: bool, force: bool, as_json: bool) -> None:
+    """``score --previous OLD``: the change list and cost (``--dry-run``), or the update."""
+    from reelscore.pipeline import default_work_dir, plan_edit
+    from reelscore.recut_previous import recut_dry_run
+    from reelscore.recut_update import update_from_previous
+    from reelscore.timecode import exact_rate
+    from reelscore.timeline import load_edit
+    from reelscore.writeback import check_output_path
+
+    assert settings.previous is not None
+    if not dry_run:
+        check_output_path(output, force=force, inputs=[input])
+    loaded = load_edit(input, rate=exact_rate(settings.rate) if settings.rate else None)
+    planned = plan_edit(loaded, settings)
+    job_dir = work_dir or default_work_dir(output)
+    if not dry_run:
+        summary = update_from_previous(planned, settings.previous, output, job_dir, settings)
+        if as_json:
+            out.print_json(json.dumps(summary))
+            return
+        typer.echo(summary["change_list"])
+        typer.echo(f"kept {summary['kept_seconds']:.2f} s of the previous score, nothing sent; "
+                   f"{summary['integrated_lufs']:.2f} LUFS, true peak "
+                   f"{summary['true_peak_dbtp']:.2f} dBTP (gain {summary['recut_gain_db']:+.2f} dB)")
+        typer.echo(f"wrote {output} (track {settings.track_name!r} -> {summary['music_wav']})")
+        typer.echo(f"manifest: {summary['manifest']}")
+        return
+    result, folder = recut_dry_run(planned, settings.previous, job_dir,
+                                   regenerate_trimmed=settings.regenerate_trimmed)
+    if as_json:
+        out.print_json(json.dumps({"changes": result.changes.model_dump(mode="json"),
+                                   "cost": result.plan.cost.model_dump(mode="json"),
+                                   "saved": str(folder)}))
+        return
+    typer.echo(result.text)
+    typer.echo(f"saved: {folder} (dry run: nothing rendered or sent)")
 
 
 @app.command()

@@ -33,6 +33,7 @@ from reelscore.errors import JobError
 from reelscore.fsutil import atomic_write_text
 from reelscore.plan import EncodeSettings
 from reelscore.providers.base import ClipRef, GeneratedAudio
+from reelscore.recut import CutFingerprint
 
 MANIFEST_SCHEMA = "reelscore.manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -103,6 +104,34 @@ class RequestRecord(_Record):
         failed = any(e.get("event") == "task_status" and e.get("state") == "failed"
                      for e in self.events)
         return accepted and not failed
+
+
+class RecutBasis(_Record):
+    """``recut_basis``: what a later ``reelscore score NEW --previous THIS`` needs of this score.
+
+    The fingerprint of the scored range (what each scene shows), the delivered music WAV (path
+    and sha256: an update refuses audio that is missing or was altered) and where its first sample
+    sits on the timeline (stack frame; record frame = ``start_frame`` + it).
+    """
+
+    fingerprint: CutFingerprint
+    music_wav: str
+    sha256: str
+    first_frame: int  # stack frame of the WAV's first sample
+    sample_rate: int = 48_000
+    crossfade_frames: int
+    drop_frame: bool = False
+
+
+def read_recut_basis(data: dict[str, Any]) -> RecutBasis | None:
+    """A manifest's ``recut_basis`` (None when it has none: written before it was recorded)."""
+    raw = data.get("recut_basis")
+    if raw is None:
+        return None
+    try:
+        return RecutBasis.model_validate(raw)
+    except ValidationError:
+        return None
 
 
 def _now() -> str:

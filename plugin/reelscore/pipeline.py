@@ -27,6 +27,7 @@ from reelscore.job import Job
 from reelscore.media_check import check_media
 from reelscore.plan import PlannedRequest
 from reelscore.providers import GeneratedAudio, Provider, ProviderConfig, make_provider
+from reelscore.recut import fingerprint
 from reelscore.render import FFmpegRenderer, Renderer
 from reelscore.settings import NoProgress, ProgressSink, RequestState, ScoreSettings
 from reelscore.steps.finishing import ScoreResult, finish, safe_name
@@ -172,8 +173,9 @@ def score_timeline(
         provider.preflight()  # fail on a missing key or a refused plan before rendering anything
 
         results = _render_and_generate(planned, job, renderer, provider, settings, progress)
+        cut = fingerprint(planned.picture, plan.scenes, start_frame=plan.start_frame)
         return finish(loaded, plan, job, results, settings, progress, provider_name=provider.name,
-                      output_path=output_path)
+                      output_path=output_path, cut=cut)
 
 
 def default_work_dir(output: Path) -> Path:

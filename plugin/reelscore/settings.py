@@ -65,6 +65,10 @@ class ScoreSettings(BaseModel):
     # this flattened movie instead of the sources (see reelscore.reference).
     reference: Path | None = None
     reference_start: str | None = None
+    # Recut (--previous OLD, per edit, never a site setting): the previous scored edit or its job
+    # folder; --regenerate-trimmed scores trimmed scenes afresh (see reelscore.recut_previous).
+    previous: Path | None = None
+    regenerate_trimmed: bool = False
     # Timecode shown and typed: the edit's own drop-frame flag unless overridden (--timecode).
     timecode: TimecodeMode | None = None
     # Requests in flight at the service at once (render of the next overlaps generation).
@@ -128,6 +132,9 @@ class FrontEndValues(ProfileTable):
     # --method compose: a reviewed plan file and a per-scene brief (per edit, never site policy)
     composition: Path | None = None
     brief: Path | None = None
+    # recut (per edit)
+    previous: Path | None = None
+    regenerate_trimmed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,8 @@ _SCORE = {"scenes": "scenes", "scene_track": "scene_track", "min_scene": "min_sc
           "markers": "markers", "workers": "workers", "resubmit": "resubmit",
           "reference": "reference", "reference_start": "reference_start",
           "timecode": "timecode", "concurrency": "concurrency",
-          "method": "method", "composition": "composition", "brief": "brief"}
+          "method": "method", "composition": "composition", "brief": "brief",
+          "previous": "previous", "regenerate_trimmed": "regenerate_trimmed"}
 _CONNECTION = {"base_url": "base_url", "connect_timeout": "connect_timeout_s",
                "read_timeout": "read_timeout_s", "max_retries": "max_retries",
                "allow_insecure": "allow_insecure"}

@@ -26,10 +26,12 @@ from reelscore.conform import (
     load_generated,
 )
 from reelscore.errors import AudioError, MediaError
-from reelscore.job import Job
+from reelscore.fsutil import sha256_file
+from reelscore.job import Job, RecutBasis
 from reelscore.musicchange import measure_changes
 from reelscore.plan import ScorePlan
 from reelscore.providers import GeneratedAudio
+from reelscore.recut import CutFingerprint
 from reelscore.settings import ProgressSink, ScoreSettings
 from reelscore.timeline import LoadedEdit
 from reelscore.wavfile import read_wav, write_wav
@@ -104,7 +106,7 @@ def verify_changes(music: np.ndarray, plan: ScorePlan) -> dict[str, Any]:
 def finish(
     loaded: LoadedEdit, plan: ScorePlan, job: Job, results: dict[str, GeneratedAudio],
     settings: ScoreSettings, progress: ProgressSink, *, provider_name: str,
-    output_path: Path | None,
+    output_path: Path | None, cut: CutFingerprint | None = None,
 ) -> ScoreResult:
     """Conform, normalise and write; record each in the manifest."""
     name = safe_name(loaded.timeline.name or "score")
@@ -144,9 +146,15 @@ def finish(
     del delivered
     ldict["delivered"] = {"integrated_lufs": round(after.integrated_lufs, 3),
                           "true_peak_dbtp": round(after.true_peak_dbtp, 3)}
-    job.set("loudness", ldict)
+    job.set("loudness", ldict, save=False)
     changes = verify_changes(normalised, plan)
-    job.set("music_changes", changes)
+    job.set("music_changes", changes, save=cut is None)
+    if cut is not None:  # what a later --previous update needs (docs/manifest.md)
+        job.set("recut_basis", RecutBasis(
+            fingerprint=cut, music_wav=str(music_wav), sha256=sha256_file(music_wav),
+            first_frame=plan.range.start, sample_rate=SAMPLE_RATE,
+            crossfade_frames=plan.crossfade_frames, drop_frame=plan.drop_frame,
+        ).model_dump(mode="json"))
     progress.advance("normalise")
 
     first = results[plan.requests[0].id]
