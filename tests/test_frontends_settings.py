@@ -48,6 +48,8 @@ true_peak = -2.0
 """
 # What the dialog has no field for (README: the dialog shows the per-run fields only).
 DIALOG_EXTRA = """\
+sign_c2pa = true
+add_sfx = true
 model = "music_v2"
 output_format = "mp3_44100_192"
 scenes = "cuts"
@@ -73,7 +75,7 @@ def _flags(server: ContractServer, config: Path) -> list[str]:
             "--tag", TAGS[1], "--model", "music_v2", "--output-format", "mp3_44100_192",
             "--scenes", "clips", "--min-scene", "0.5", "--track-name", "Walk Score", "--markers",
             "--timecode", "ndf", "--workers", "1", "--concurrency", "3", "--read-timeout", "300",
-            "--connect-timeout", "7", "--max-retries", "2"]
+            "--connect-timeout", "7", "--max-retries", "2", "--sign-c2pa", "--add-sfx"]
 
 
 def _check(manifest: dict[str, Any], server: ContractServer, scenes: str = "clips") -> None:
@@ -85,6 +87,7 @@ def _check(manifest: dict[str, Any], server: ContractServer, scenes: str = "clip
     g = s["generation"]
     assert (g["description"], g["tags"], g["model_id"], g["output_format"]) == (
         DESCRIPTION, TAGS, "music_v2", "mp3_44100_192")
+    assert (g["sign_with_c2pa"], g["add_sfx"]) == (True, True)
     delivered = manifest["loudness"]["delivered"]
     assert abs(delivered["integrated_lufs"] + 23) <= 1.0 and delivered["true_peak_dbtp"] <= -2.0
     requests = [r for r in server.state.requests_to(V2M) if r.status == 200]
@@ -95,6 +98,7 @@ def _check(manifest: dict[str, Any], server: ContractServer, scenes: str = "clip
         assert [v for n, v in fields if n == "tags"] == TAGS
         assert r.query["output_format"] == ["mp3_44100_192"]
         assert r.query["enable_logging"] == ["false"]  # from [provider.elevenlabs]
+        assert ("sign_with_c2pa", "true") in fields and ("add_sfx", "true") in fields
 
 
 @pytest.fixture
@@ -146,6 +150,7 @@ def test_otio_hook(tmp_path, edit, base_config, contract, monkeypatch):
         "reelscore.track_name": "Walk Score", "reelscore.markers": "true",
         "reelscore.timecode": "ndf", "reelscore.workers": "1", "reelscore.concurrency": "3",
         "reelscore.read_timeout": "300", "reelscore.work_dir": str(tmp_path / "job"),
+        "reelscore.sign_c2pa": "true", "reelscore.add_sfx": "true",
         "reelscore.source": str(edit)})
     _check(json.loads((tmp_path / "job" / "manifest.json").read_text()), contract)
     back = otio.adapters.read_from_file(str(out))
@@ -245,9 +250,8 @@ def proxy_env(monkeypatch) -> dict[str, str]:
     from tests.contract_fixtures import MOUNTSEA_KEY, S3_ACCESS, S3_SECRET
 
     env = {"REELSCORE_MOUNTSEA_KEY": MOUNTSEA_KEY, "REELSCORE_NO_KEYRING": "1",
-           # both spellings: the standard AWS chain and reelscore's own variables
-           "AWS_ACCESS_KEY_ID": S3_ACCESS, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
-           "REELSCORE_S3_ACCESS_KEY_ID": S3_ACCESS, "REELSCORE_S3_SECRET_ACCESS_KEY": S3_SECRET}
+           # S3 credentials come from the standard AWS chain only
+           "AWS_ACCESS_KEY_ID": S3_ACCESS, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
