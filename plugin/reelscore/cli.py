@@ -2,6 +2,7 @@
 
     reelscore score INPUT -o OUTPUT [options]   score an edit file
     reelscore plan INPUT [options]              print the plan (no rendering, no network)
+    reelscore cuesheet JOB [-o cues.csv]         the music cue sheet of a job (CSV)
     reelscore demo [DIR]                        make a demo cut with generated media and score it
     reelscore resolve ...                       DaVinci Resolve (install the menu script, score)
 
@@ -272,6 +273,58 @@ def doctor(
                 out.print(conf)
         if not report.ok:
             raise typer.Exit(1)
+
+    run_command(debug, body)
+
+
+# ------------------------------------------------------------------- reports (issue 16)
+
+
+@app.command()
+def cuesheet(
+    job: Path = typer.Argument(..., help="job folder (the run's --work-dir) or the scored edit"),
+    output: Path | None = typer.Option(None, "-o", "--output",
+                                       help="CSV to write (default: cues.csv in the job folder)"),
+    usage: str | None = typer.Option(None, "--usage", help="cue usage code: BI (background "
+                                     "instrumental, default), BV, VI, VV, MT, ET"),
+    composer: str | None = typer.Option(None, "--composer", help="over [cuesheet] composer"),
+    publisher: str | None = typer.Option(None, "--publisher", help="over [cuesheet] publisher"),
+    programme: str | None = typer.Option(None, "--programme", help="over [cuesheet] programme"),
+    episode: str | None = typer.Option(None, "--episode", help="over [cuesheet] episode"),
+    config: Path | None = opt.CONFIG,
+    profile: str | None = opt.PROFILE,
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Write the music cue sheet of a scored (or interrupted) job as CSV."""
+
+    def body() -> None:
+        from reelscore.config import CueSheetSection, load_config
+        from reelscore.reports.cuesheet import (
+            CUES_NAME,
+            build_cues,
+            check_usage,
+            fields_of,
+            write_cuesheet,
+        )
+        from reelscore.reports.jobfolder import read_job_folder
+        from reelscore.settings import cuesheet_section
+
+        if usage is not None:
+            check_usage(usage)
+        folder = read_job_folder(job)
+        configured = cuesheet_section(load_config(config, profile).values())
+        flags = CueSheetSection(composer=composer, publisher=publisher, programme=programme,
+                                episode=episode)
+        fields = fields_of(folder, configured).model_copy(
+            update=flags.model_dump(exclude_none=True))
+        cues = build_cues(folder, fields, usage=usage)
+        target = write_cuesheet(cues, output or folder.dir / CUES_NAME)
+        for line in folder.missing:
+            err.print(f"note: missing {line}")
+        out.print(f"wrote {target}: {len(cues)} cue(s)")
+        for cue in cues:
+            out.print(f"  {cue.cue}  {cue.record_in}-{cue.record_out}  {cue.duration}  "
+                      f"{cue.usage}  {cue.title}")
 
     run_command(debug, body)
 

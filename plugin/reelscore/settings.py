@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reelscore.config import (
     ConfigLayer,
+    CueSheetSection,
     EffectiveConfig,
     ProfileTable,
     TimecodeMode,
@@ -69,6 +70,8 @@ class ScoreSettings(BaseModel):
     timecode: TimecodeMode | None = None
     # Requests in flight at the service at once (render of the next overlaps generation).
     concurrency: int = Field(default=2, ge=1, le=16)
+    # Cue sheet fields (``[cuesheet]`` in the configuration): written into every job's cues.csv.
+    cuesheet: CueSheetSection = Field(default_factory=CueSheetSection)
 
     def limits(self) -> PlanLimits:
         return PlanLimits(max_seconds=self.max_request_seconds, max_videos=self.max_videos)
@@ -238,7 +241,8 @@ def build_settings(
     except ValidationError as exc:
         raise _input_error(exc, _named(_GENERATION, where), ) from None
     try:
-        settings = ScoreSettings(provider=provider, generation=generation, **fields)
+        settings = ScoreSettings(provider=provider, generation=generation, **fields,
+                                 cuesheet=cuesheet_section(merged))
     except ValidationError as exc:
         raise _input_error(exc, _named(_SCORE, where)) from None
     key = None
@@ -250,6 +254,12 @@ def build_settings(
     except ValidationError as exc:
         raise _input_error(exc, _named(_CONNECTION, where)) from None
     return BuiltSettings(settings, provider_config, sources)
+
+
+def cuesheet_section(values: dict[str, Any]) -> CueSheetSection:
+    """The ``[cuesheet]`` fields from flat configuration values (``cuesheet.composer`` ...)."""
+    return CueSheetSection(**{k[len("cuesheet."):]: v for k, v in values.items()
+                              if k.startswith("cuesheet.")})
 
 
 def _named(table: dict[str, str], where: Callable[[str], str]) -> Callable[[str], str]:

@@ -4,6 +4,7 @@ conform   each request's answer trimmed/padded to its planned length, joined ove
 loudness  -14 LUFS integrated, -1 dBTP ceiling (limiter only if needed), re-measured as written
 write     the edit with new score track(s), written in the format of the output's extension and
           read back to verify
+reports   the music cue sheet (cues.csv) in the job folder (reelscore.reports)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from reelscore.errors import AudioError, MediaError
 from reelscore.job import Job
 from reelscore.plan import ScorePlan
 from reelscore.providers import GeneratedAudio
+from reelscore.reports.write import write_job_reports
 from reelscore.settings import ProgressSink, ScoreSettings
 from reelscore.timeline import LoadedEdit
 from reelscore.wavfile import read_wav, write_wav
@@ -174,6 +176,8 @@ def finish(
         outputs["edit"] = str(output_path)
         summary["output"] = str(output_path)
     job.set("outputs", outputs)
+    # Reports (cues.csv ...): a failure to write one is a warning, never a failed paid run.
+    write_job_reports(job.dir, progress.note)
     return ScoreResult(
         timeline=scored, plan=plan, manifest_path=job.manifest_path, music_wav=music_wav,
         sfx_wav=sfx_wav, record_start=record_start, duration=duration, loudness=ldict,
