@@ -3,6 +3,7 @@
     reelscore score INPUT -o OUTPUT [options]   score an edit file
     reelscore plan INPUT [options]              print the plan (no rendering, no network)
     reelscore cuesheet JOB [-o cues.csv]         the music cue sheet of a job (CSV)
+    reelscore sheet JOB [-o sheet.png]           the score sheet picture of a job (PNG/SVG)
     reelscore demo [DIR]                        make a demo cut with generated media and score it
     reelscore resolve ...                       DaVinci Resolve (install the menu script, score)
 
@@ -325,6 +326,35 @@ def cuesheet(
         for cue in cues:
             out.print(f"  {cue.cue}  {cue.record_in}-{cue.record_out}  {cue.duration}  "
                       f"{cue.usage}  {cue.title}")
+
+    run_command(debug, body)
+
+
+@app.command()
+def sheet(
+    job: Path = typer.Argument(..., help="job folder (the run's --work-dir) or the scored edit"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="sheet.png or sheet.svg "
+                                       "(default: both, in the job folder)"),
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Draw the score sheet of a job: scenes, thumbnails, waveform, loudness, timecode."""
+
+    def body() -> None:
+        from reelscore.errors import InputError
+        from reelscore.reports.jobfolder import read_job_folder
+        from reelscore.reports.sheet import SHEET_PNG, SHEET_SVG, write_sheet
+
+        folder = read_job_folder(job)
+        if output is None:
+            written = write_sheet(folder, folder.dir / SHEET_SVG, folder.dir / SHEET_PNG)
+        elif output.suffix.lower() in (".png", ".svg"):
+            png = output.suffix.lower() == ".png"
+            written = write_sheet(folder, None if png else output, output if png else None)
+        else:
+            raise InputError(f"-o {output}: the score sheet is written as .png or .svg",
+                             hint="name the output sheet.png or sheet.svg")
+        for path in written:
+            out.print(f"wrote {path}")
 
     run_command(debug, body)
 

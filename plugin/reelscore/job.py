@@ -7,6 +7,7 @@ Layout (``--work-dir``, default ``<output>.reelscore/`` beside the output)::
     raw/              what each provider returned, untouched (never paid for twice)
     audio/            conformed and normalised audio
     cues.csv          the music cue sheet (reelscore.reports; docs/cuesheet.md)
+    sheet.svg/.png    the score sheet picture (reelscore.reports.sheet)
     .lock             one run per job folder at a time
 
 Every manifest write is atomic (temp file + rename), so a crash at any point leaves the previous

@@ -1,4 +1,4 @@
-"""Write a job's reports into its job folder; a report that cannot be written is a warning.
+"""Write a job's reports (cues.csv, sheet.svg, sheet.png) into its job folder; a report that cannot be written is a warning.
 
 Called at the end of every score (steps/finishing.py): the music was generated and may have been
 paid for, so a failure here never fails the run.
@@ -13,20 +13,32 @@ from pathlib import Path
 from reelscore.errors import ReelscoreError
 from reelscore.reports.cuesheet import CUES_NAME, build_cues, fields_of, write_cuesheet
 from reelscore.reports.jobfolder import read_job_folder
+from reelscore.reports.sheet import SHEET_PNG, SHEET_SVG, write_sheet
 
 log = logging.getLogger(__name__)
 
 
 def write_job_reports(job_dir: Path, warn: Callable[[str], None]) -> list[Path]:
-    """The cue sheet into *job_dir*; each failure goes to *warn* and the others still run."""
+    """The cue sheet and the score sheet into *job_dir*; each failure goes to *warn* and the
+    others still run."""
     written: list[Path] = []
     try:
         job = read_job_folder(job_dir)
+    except (ReelscoreError, OSError, ValueError) as exc:
+        warn(f"no reports were written ({_first_line(exc)})")
+        return written
+    try:
         written.append(write_cuesheet(build_cues(job, fields_of(job)), job.dir / CUES_NAME))
     except (ReelscoreError, OSError, ValueError) as exc:
         log.debug("cue sheet not written", exc_info=True)
         warn(f"the cue sheet was not written ({_first_line(exc)}); make it later with "
              f"reelscore cuesheet {job_dir}")
+    try:
+        written += write_sheet(job, job.dir / SHEET_SVG, job.dir / SHEET_PNG)
+    except (ReelscoreError, OSError, ValueError) as exc:
+        log.debug("score sheet not written", exc_info=True)
+        warn(f"the score sheet was not written ({_first_line(exc)}); make it later with "
+             f"reelscore sheet {job_dir}")
     return written
 
 
