@@ -130,8 +130,10 @@ def test_an_interrupted_job_lists_only_delivered_music(scored, tmp_path):
     proc = cli("cuesheet", str(job), "-o", str(tmp_path / "c.csv"))
     assert proc.returncode != 0 and "no music was delivered" in proc.stderr
     warnings: list[str] = []
-    assert write_job_reports(job, warnings.append) == []
+    written = write_job_reports(job, warnings.append)
+    assert job / "cues.csv" not in written and job / "sheet.svg" in written  # drawn without audio
     assert "cue sheet was not written" in warnings[0] and "reelscore cuesheet" in warnings[0]
+    assert "no score WAV" in (job / "sheet.svg").read_text()
 
 
 def test_a_report_that_cannot_be_written_never_fails_the_run(scored, tmp_path):

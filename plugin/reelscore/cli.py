@@ -4,6 +4,7 @@
     reelscore plan INPUT [options]              print the plan (no rendering, no network)
     reelscore cuesheet JOB [-o cues.csv]         the music cue sheet of a job (CSV)
     reelscore sheet JOB [-o sheet.png]           the score sheet picture of a job (PNG/SVG)
+    reelscore report JOB [-o report.html]        the job's self-contained HTML report
     reelscore demo [DIR]                        make a demo cut with generated media and score it
     reelscore resolve ...                       DaVinci Resolve (install the menu script, score)
 
@@ -355,6 +356,27 @@ def sheet(
                              hint="name the output sheet.png or sheet.svg")
         for path in written:
             out.print(f"wrote {path}")
+
+    run_command(debug, body)
+
+
+@app.command()
+def report(
+    job: Path = typer.Argument(..., help="job folder (the run's --work-dir) or the scored edit"),
+    output: Path | None = typer.Option(None, "-o", "--output",
+                                       help="HTML to write (default: report.html in the job folder)"),
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Write the job's self-contained HTML report (also for an interrupted run)."""
+
+    def body() -> None:
+        from reelscore.reports.html import REPORT_NAME, write_report
+        from reelscore.reports.jobfolder import read_job_folder
+
+        folder = read_job_folder(job)
+        path = write_report(folder, output or folder.dir / REPORT_NAME)
+        out.print(f"wrote {path}" + (f" ({len(folder.missing)} thing(s) missing: an "
+                                     "interrupted run)" if folder.missing else ""))
 
     run_command(debug, body)
 

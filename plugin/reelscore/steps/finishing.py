@@ -4,7 +4,7 @@ conform   each request's answer trimmed/padded to its planned length, joined ove
 loudness  -14 LUFS integrated, -1 dBTP ceiling (limiter only if needed), re-measured as written
 write     the edit with new score track(s), written in the format of the output's extension and
           read back to verify
-reports   the music cue sheet (cues.csv) and score sheet (sheet.svg/.png) in the job folder
+reports   cues.csv, sheet.svg/.png and report.html in the job folder (reelscore.reports)
 """
 
 from __future__ import annotations
