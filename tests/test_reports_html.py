@@ -134,6 +134,11 @@ def test_an_interrupted_job_reports_what_is_missing(job, tmp_path):
     proc = cli("report", str(broken))
     assert proc.returncode == 0, proc.stderr
     assert "missing" in proc.stdout
+    moved = cli("report", str(job), "-o", str(tmp_path / "r.html"))  # another cwd and folder
+    assert moved.returncode == 0, moved.stderr
+    links = parse((tmp_path / "r.html").read_text("utf-8")).links
+    assert all((tmp_path / h).exists() for h in links) and any(
+        h.endswith("scored.otio") for h in links)
     page = parse((broken / "report.html").read_text("utf-8"))
     assert any("request r01" in m and "sent" in m for m in page.missing)
     assert any("score WAV" in m for m in page.missing)

@@ -99,8 +99,11 @@ def _links(job: JobFolder) -> list[tuple[str, Path]]:
     if wav is not None:
         found.append(("score WAV", wav))
     edit = job.outputs.get("edit")
-    if isinstance(edit, str):
-        found.append(("scored edit", Path(edit)))
+    if isinstance(edit, str):  # recorded as named by the run (maybe relative to its cwd)
+        for candidate in (Path(edit), job.dir.parent / Path(edit).name):
+            if candidate.is_file():
+                found.append(("scored edit", candidate))
+                break
     for label, name in (("cue sheet", "cues.csv"), ("score sheet (PNG)", "sheet.png"),
                         ("score sheet (SVG)", "sheet.svg"), ("manifest", "manifest.json")):
         if (job.dir / name).is_file():
