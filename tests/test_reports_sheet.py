@@ -98,3 +98,18 @@ def test_a_sixty_minute_programme_wraps_onto_five_minute_rows():
     row, x = geo.place(8992 + 100)
     assert row == 1 and x == pytest.approx(LEFT + 100 * WIDTH / 8992)
     assert geo.place(frames) == (11, pytest.approx(LEFT + (frames - 11 * 8992) * WIDTH / 8992))
+
+
+def test_short_term_loudness_matches_the_integrated_meter_across_filter_chunks():
+    from reelscore.loudness import measure
+    from reelscore.reports.sheet import short_term_loudness
+
+    sr = 48000
+    t = np.arange(sr * 130) / sr  # longer than the one-minute filtering chunks
+    tone = np.stack([0.1 * np.sin(2 * np.pi * 1000 * t)] * 2, axis=1).astype(np.float32)
+    tone[sr * 100:] *= 0.1  # 20 dB quieter from 100 s
+    times, lufs = short_term_loudness(tone, sr)
+    assert times[0] == pytest.approx(3.0) and np.diff(times) == pytest.approx(0.1)
+    steady = measure(tone[:sr * 100], sr).integrated_lufs
+    assert lufs[(times > 10) & (times < 100)] == pytest.approx(steady, abs=0.01)
+    assert lufs[times > 104] == pytest.approx(steady - 20, abs=0.01)  # 3 s after the step

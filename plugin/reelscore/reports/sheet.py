@@ -70,12 +70,21 @@ def geometry(frames: int, rate: Fraction) -> Geometry:
 def short_term_loudness(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """(end time in seconds, LUFS) of each 3 s window, every 100 ms (BS.1770 K-weighting)."""
     weights = channel_weights(x.shape[1])
-    y = signal.sosfilt(k_weighting_sos(sample_rate), x.astype(np.float64), axis=0)
+    sos = k_weighting_sos(sample_rate)
     block = sample_rate // 10
-    n = y.shape[0] // block
+    n = x.shape[0] // block
     if n < 30:
         return np.zeros(0), np.zeros(0)
-    power = (y[:n * block] ** 2).reshape(n, block, -1).mean(axis=1) @ weights
+    # Filtered a minute at a time (the filter state carried over), so an hour's score never
+    # needs a float64 copy of itself.
+    state = np.zeros((sos.shape[0], 2, x.shape[1]))
+    chunk = 600 * block
+    powers: list[np.ndarray] = []
+    for at in range(0, n * block, chunk):
+        part = x[at:min(at + chunk, n * block)].astype(np.float64)
+        y, state = signal.sosfilt(sos, part, axis=0, zi=state)
+        powers.append((y ** 2).reshape(-1, block, x.shape[1]).mean(axis=1) @ weights)
+    power = np.concatenate(powers)
     window = np.convolve(power, np.ones(30) / 30, mode="valid")
     with np.errstate(divide="ignore"):
         lufs = -0.691 + 10 * np.log10(np.maximum(window, 1e-12))
