@@ -2,6 +2,9 @@
 
     reelscore score INPUT -o OUTPUT [options]   score an edit file
     reelscore plan INPUT [options]              print the plan (no rendering, no network)
+    reelscore cuesheet JOB [-o cues.csv]         the music cue sheet of a job (CSV)
+    reelscore sheet JOB [-o sheet.png]           the score sheet picture of a job (PNG/SVG)
+    reelscore report JOB [-o report.html]        the job's self-contained HTML report
     reelscore demo [DIR]                        make a demo cut with generated media and score it
     reelscore resolve ...                       DaVinci Resolve (install the menu script, score)
 
@@ -354,6 +357,108 @@ def doctor(
                 out.print(conf)
         if not report.ok:
             raise typer.Exit(1)
+
+    run_command(debug, body)
+
+
+# ------------------------------------------------------------------- reports (issue 16)
+
+
+@app.command()
+def cuesheet(
+    job: Path = typer.Argument(..., help="job folder (the run's --work-dir) or the scored edit"),
+    output: Path | None = typer.Option(None, "-o", "--output",
+                                       help="CSV to write (default: cues.csv in the job folder)"),
+    usage: str | None = typer.Option(None, "--usage", help="cue usage code: BI (background "
+                                     "instrumental, default), BV, VI, VV, MT, ET"),
+    composer: str | None = typer.Option(None, "--composer", help="over [cuesheet] composer"),
+    publisher: str | None = typer.Option(None, "--publisher", help="over [cuesheet] publisher"),
+    programme: str | None = typer.Option(None, "--programme", help="over [cuesheet] programme"),
+    episode: str | None = typer.Option(None, "--episode", help="over [cuesheet] episode"),
+    config: Path | None = opt.CONFIG,
+    profile: str | None = opt.PROFILE,
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Write the music cue sheet of a scored (or interrupted) job as CSV."""
+
+    def body() -> None:
+        from reelscore.config import CueSheetSection, load_config
+        from reelscore.reports.cuesheet import (
+            CUES_NAME,
+            build_cues,
+            check_usage,
+            fields_of,
+            write_cuesheet,
+        )
+        from reelscore.reports.jobfolder import read_job_folder
+        from reelscore.settings import cuesheet_section
+
+        if usage is not None:
+            check_usage(usage)
+        folder = read_job_folder(job)
+        configured = cuesheet_section(load_config(config, profile).values())
+        flags = CueSheetSection(composer=composer, publisher=publisher, programme=programme,
+                                episode=episode)
+        fields = fields_of(folder, configured).model_copy(
+            update=flags.model_dump(exclude_none=True))
+        cues = build_cues(folder, fields, usage=usage)
+        target = write_cuesheet(cues, output or folder.dir / CUES_NAME)
+        for line in folder.missing:
+            err.print(f"note: missing {line}")
+        out.print(f"wrote {target}: {len(cues)} cue(s)")
+        for cue in cues:
+            out.print(f"  {cue.cue}  {cue.record_in}-{cue.record_out}  {cue.duration}  "
+                      f"{cue.usage}  {cue.title}")
+
+    run_command(debug, body)
+
+
+@app.command()
+def sheet(
+    job: Path = typer.Argument(..., help="job folder (the run's --work-dir) or the scored edit"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="sheet.png or sheet.svg "
+                                       "(default: both, in the job folder)"),
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Draw the score sheet of a job: scenes, thumbnails, waveform, loudness, timecode."""
+
+    def body() -> None:
+        from reelscore.errors import InputError
+        from reelscore.reports.jobfolder import read_job_folder
+        from reelscore.reports.sheet import SHEET_PNG, SHEET_SVG, write_sheet
+
+        folder = read_job_folder(job)
+        if output is None:
+            written = write_sheet(folder, folder.dir / SHEET_SVG, folder.dir / SHEET_PNG)
+        elif output.suffix.lower() in (".png", ".svg"):
+            png = output.suffix.lower() == ".png"
+            written = write_sheet(folder, None if png else output, output if png else None)
+        else:
+            raise InputError(f"-o {output}: the score sheet is written as .png or .svg",
+                             hint="name the output sheet.png or sheet.svg")
+        for path in written:
+            out.print(f"wrote {path}")
+
+    run_command(debug, body)
+
+
+@app.command()
+def report(
+    job: Path = typer.Argument(..., help="job folder (the run's --work-dir) or the scored edit"),
+    output: Path | None = typer.Option(None, "-o", "--output",
+                                       help="HTML to write (default: report.html in the job folder)"),
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Write the job's self-contained HTML report (also for an interrupted run)."""
+
+    def body() -> None:
+        from reelscore.reports.html import REPORT_NAME, write_report
+        from reelscore.reports.jobfolder import read_job_folder
+
+        folder = read_job_folder(job)
+        path = write_report(folder, output or folder.dir / REPORT_NAME)
+        out.print(f"wrote {path}" + (f" ({len(folder.missing)} thing(s) missing: an "
+                                     "interrupted run)" if folder.missing else ""))
 
     run_command(debug, body)
 

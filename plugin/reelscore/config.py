@@ -128,12 +128,35 @@ class UploaderSection(_Strict):
     addressing_style: Literal["auto", "path", "virtual"] | None = None
 
 
+# Music cue sheet (issue 16) ---------------------------------------------------------------
+# Usage codes of broadcasters' and collecting societies' cue sheets (docs/cuesheet.md).
+CUE_USAGES: dict[str, str] = {
+    "BI": "background instrumental", "BV": "background vocal",
+    "VI": "visual instrumental", "VV": "visual vocal",
+    "MT": "main title", "ET": "end title",
+}
+CueUsage = Literal["BI", "BV", "VI", "VV", "MT", "ET"]
+
+
+class CueSheetSection(_Strict):
+    """``[cuesheet]``: the rights and programme fields every cue sheet row carries."""
+
+    composer: str | None = None
+    publisher: str | None = None
+    rights: str | None = None
+    programme: str | None = None
+    episode: str | None = None
+    production: str | None = None
+    usage: CueUsage | None = None
+
+
 class ProfileTable(SiteSettings):
     """Settings plus sections. ``[provider.NAME]`` tables are read into ``provider_options``
     (``provider`` itself is the name of the provider to use)."""
 
     provider_options: ProviderSections | None = None
     uploader: UploaderSection | None = None
+    cuesheet: CueSheetSection | None = None
 
 
 class ConfigFileModel(ProfileTable):

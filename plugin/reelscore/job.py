@@ -6,6 +6,9 @@ Layout (``--work-dir``, default ``<output>.reelscore/`` beside the output)::
     clips/            rendered scene clips, named by video id; reused when their cache key matches
     raw/              what each provider returned, untouched (never paid for twice)
     audio/            conformed and normalised audio
+    cues.csv          the music cue sheet (reelscore.reports; docs/cuesheet.md)
+    sheet.svg/.png    the score sheet picture (reelscore.reports.sheet)
+    report.html       the job's self-contained report page (reelscore.reports.html)
     .lock             one run per job folder at a time
 
 Every manifest write is atomic (temp file + rename), so a crash at any point leaves the previous

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reelscore.config import (
     ConfigLayer,
+    CueSheetSection,
     EffectiveConfig,
     ProfileTable,
     TimecodeMode,
@@ -73,6 +74,8 @@ class ScoreSettings(BaseModel):
     timecode: TimecodeMode | None = None
     # Requests in flight at the service at once (render of the next overlaps generation).
     concurrency: int = Field(default=2, ge=1, le=16)
+    # Cue sheet fields (``[cuesheet]`` in the configuration): written into every job's cues.csv.
+    cuesheet: CueSheetSection = Field(default_factory=CueSheetSection)
 
     # --method compose: the music is composed from composition plans built from the cut (or a
     # reviewed plan file, --composition) with an optional per-scene brief (--brief); no clips.
@@ -256,7 +259,8 @@ def build_settings(
     except ValidationError as exc:
         raise _input_error(exc, _named(_GENERATION, where), ) from None
     try:
-        settings = ScoreSettings(provider=provider, generation=generation, **fields)
+        settings = ScoreSettings(provider=provider, generation=generation, **fields,
+                                 cuesheet=cuesheet_section(merged))
     except ValidationError as exc:
         raise _input_error(exc, _named(_SCORE, where)) from None
     key = None
@@ -268,6 +272,12 @@ def build_settings(
     except ValidationError as exc:
         raise _input_error(exc, _named(_CONNECTION, where)) from None
     return BuiltSettings(settings, provider_config, sources)
+
+
+def cuesheet_section(values: dict[str, Any]) -> CueSheetSection:
+    """The ``[cuesheet]`` fields from flat configuration values (``cuesheet.composer`` ...)."""
+    return CueSheetSection(**{k[len("cuesheet."):]: v for k, v in values.items()
+                              if k.startswith("cuesheet.")})
 
 
 def _named(table: dict[str, str], where: Callable[[str], str]) -> Callable[[str], str]:

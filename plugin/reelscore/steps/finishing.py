@@ -4,6 +4,7 @@ conform   each request's answer trimmed/padded to its planned length, joined ove
 loudness  -14 LUFS integrated, -1 dBTP ceiling (limiter only if needed), re-measured as written
 write     the edit with new score track(s), written in the format of the output's extension and
           read back to verify
+reports   cues.csv, sheet.svg/.png and report.html in the job folder (reelscore.reports)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from reelscore.musicchange import measure_changes
 from reelscore.plan import ScorePlan
 from reelscore.providers import GeneratedAudio
 from reelscore.recut import CutFingerprint
+from reelscore.reports.write import write_job_reports
 from reelscore.settings import ProgressSink, ScoreSettings
 from reelscore.timeline import LoadedEdit
 from reelscore.wavfile import read_wav, write_wav
@@ -199,6 +201,8 @@ def finish(
         outputs["edit"] = str(output_path)
         summary["output"] = str(output_path)
     job.set("outputs", outputs)
+    # Reports (cues.csv ...): a failure to write one is a warning, never a failed paid run.
+    write_job_reports(job.dir, progress.note)
     return ScoreResult(
         timeline=scored, plan=plan, manifest_path=job.manifest_path, music_wav=music_wav,
         sfx_wav=sfx_wav, record_start=record_start, duration=duration, loudness=ldict,

@@ -1,0 +1,115 @@
+"""The score sheet (issue 16): written by every score into the job folder and by
+``reelscore sheet``; its geometry checked in the SVG (parsed) and in the PNG (decoded here with
+zlib, not with reelscore's code)."""
+
+from __future__ import annotations
+
+import struct
+import xml.etree.ElementTree as ET
+import zlib
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+
+from reelscore.reports.sheet import geometry
+from tests.edits import build_timeline
+from tests.test_cli import cli
+
+SVG = "{http://www.w3.org/2000/svg}"
+LEFT, WIDTH = 70, 1400  # the sheet's documented content box
+FRAMES = 175  # 75 + 100 frames at 25 fps: one row
+TOP, NAMES_H, THUMB_H = 30, 16, 72
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height = 8, b"", 0, 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        tag, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        if tag == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert (depth, colour) == (8, 2)
+        elif tag == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(height, 1 + width * 3)
+    assert not raw[:, 0].any()  # filter 0 on every row
+    return raw[:, 1:].reshape(height, width, 3)
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory, coded_video) -> Path:
+    folder = tmp_path_factory.mktemp("sheet")
+    r = Fraction(25)
+    a = coded_video(frames=300, rate=r, source_id=41, gop=50)
+    tl = build_timeline([[("clip", a, 41, 0, 75), ("clip", a, 41, 150, 100)]], r,
+                        start_frame=90000, name="Sheet")
+    otio.adapters.write_to_file(tl, str(folder / "cut.otio"))
+    proc = cli("score", "cut.otio", "-o", "scored.otio", "--seed", "5", cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    return folder / "scored.otio.reelscore"
+
+
+def test_scene_boundaries_sit_at_their_pixel_columns_in_the_svg(job):
+    root = ET.parse(job / "sheet.svg").getroot()
+    lines = [e for e in root.iter(f"{SVG}line") if e.get("class") == "scene-boundary"]
+    frames = [int(e.get("data-frame", "-1")) for e in lines]
+    assert frames == [0, 75, FRAMES]
+    for e, f in zip(lines, frames):
+        assert float(e.get("x1", "nan")) == pytest.approx(LEFT + f * WIDTH / FRAMES)
+    images = [e for e in root.iter(f"{SVG}image") if e.get("class") == "thumbnail"]
+    assert len(images) == 2 and all(
+        e.get("href", "").startswith("data:image/png;base64,") for e in images)
+    labels = [e.text for e in root.iter(f"{SVG}text") if e.get("class") == "timecode"]
+    assert labels[0] == "01:00:00:00" and "01:00:07:00" in labels
+    target = [e for e in root.iter(f"{SVG}line") if e.get("class") == "target"]
+    assert [t.get("data-lufs") for t in target] == ["-14"]
+    assert any(e.get("class") == "waveform" for e in root.iter(f"{SVG}path"))
+    assert any(e.get("class") == "short-term-loudness" for e in root.iter(f"{SVG}polyline"))
+
+
+def test_the_png_draws_the_same_boundaries_and_thumbnails(job):
+    img = decode_png((job / "sheet.png").read_bytes())
+    y = TOP + NAMES_H + THUMB_H // 2
+    cut = LEFT + 75 * WIDTH // FRAMES  # 670
+    assert tuple(img[y, cut]) == (0xD0, 0x30, 0x30)
+    assert tuple(img[y, cut - 1]) == (255, 255, 255)  # the first scene's thumbnail ends before
+    thumb = img[TOP + NAMES_H + 4:TOP + NAMES_H + THUMB_H - 4, cut + 3:cut + 120]
+    assert thumb.std() > 20  # a decoded picture, not a flat fill
+
+
+def test_sheet_command_writes_png_or_svg_and_refuses_other_names(job, tmp_path):
+    proc = cli("sheet", str(job), "-o", str(tmp_path / "s.png"))
+    assert proc.returncode == 0, proc.stderr
+    assert decode_png((tmp_path / "s.png").read_bytes()).shape[1] == LEFT + WIDTH + 20
+    proc = cli("sheet", str(job), "-o", str(tmp_path / "s.jpg"))
+    assert proc.returncode == 2 and ".png or .svg" in proc.stderr
+
+
+def test_a_sixty_minute_programme_wraps_onto_five_minute_rows():
+    rate = Fraction(30000, 1001)
+    frames = 107892  # 01:00:00;00 of 29.97 drop frame
+    geo = geometry(frames, rate)
+    assert geo.rows == 12 and geo.row_frames == 8992  # ceil(300 s x 30000/1001 = 8991.008)
+    row, x = geo.place(8992 + 100)
+    assert row == 1 and x == pytest.approx(LEFT + 100 * WIDTH / 8992)
+    assert geo.place(frames) == (11, pytest.approx(LEFT + (frames - 11 * 8992) * WIDTH / 8992))
+
+
+def test_short_term_loudness_matches_the_integrated_meter_across_filter_chunks():
+    from reelscore.loudness import measure
+    from reelscore.reports.sheet import short_term_loudness
+
+    sr = 48000
+    t = np.arange(sr * 130) / sr  # longer than the one-minute filtering chunks
+    tone = np.stack([0.1 * np.sin(2 * np.pi * 1000 * t)] * 2, axis=1).astype(np.float32)
+    tone[sr * 100:] *= 0.1  # 20 dB quieter from 100 s
+    times, lufs = short_term_loudness(tone, sr)
+    assert times[0] == pytest.approx(3.0) and np.diff(times) == pytest.approx(0.1)
+    steady = measure(tone[:sr * 100], sr).integrated_lufs
+    assert lufs[(times > 10) & (times < 100)] == pytest.approx(steady, abs=0.01)
+    assert lufs[times > 104] == pytest.approx(steady - 20, abs=0.01)  # 3 s after the step
