@@ -193,24 +193,13 @@ class ElevenLabsProvider:
             "seconds": round(request.total_seconds, 6),
             "allow_resubmit": self.config.allow_resubmit,
         })
-        retrier = Retrier(self.policy, emit, provider=self.name, request_id=request.request_id,
-                          sleep=self._sleep)
-        slot = client_slot(self.base_url, self.options.max_concurrent_requests)
-        with slot, make_client(self.config, self.options,
-                               headers={"xi-api-key": key.get_secret_value()},
-                               transport=self._transport) as client:
-            while True:
-                done_event = {"provider": self.name, "request_id": request.request_id,
-                              "attempt": retrier.attempts + 1}
-                body = MultipartBody(fields, files, chunk_size=self.options.chunk_size,
-                                     on_last=partial(emit, "upload_complete", done_event))
-                rec = retrier.attempt(method="POST", url=url, purpose="generate",
-                                      request_bytes_total=body.length)
-                result = self._attempt(client, url, params, body, rec, retrier, request, out_dir)
-                if result is not None:
-                    result.metadata["attempts"] = rec.attempt
-                    result.metadata["warnings"] = warnings + result.metadata.get("warnings", [])
-                    return result
+        def body(on_last: Callable[[], None]) -> MultipartBody:
+            return MultipartBody(fields, files, chunk_size=self.options.chunk_size,
+                                 on_last=on_last)
+
+        result = self._send(key, url, params, body, "generate", emit, request, out_dir)
+        result.metadata["warnings"] = warnings + result.metadata.get("warnings", [])
+        return result
 
     def compose(
         self, request: ComposeRequest, out_dir: Path, *, on_event: EventSink = ignore_event
@@ -232,6 +221,21 @@ class ElevenLabsProvider:
         # The answer is described as for a request without clips (id and output format only).
         answer_for = GenerationRequest(request_id=request.request_id, clips=(),
                                        settings=request.settings)
+
+        def body(on_last: Callable[[], None]) -> JsonBody:
+            return JsonBody(doc, on_last=on_last)
+
+        result = self._send(key, url, params, body, "compose", emit, answer_for, out_dir)
+        result.metadata.update(endpoint=COMPOSE_ENDPOINT, model_id=request.model_id)
+        return result
+
+    def _send(self, key: SecretStr, url: str, params: dict[str, str],
+              make_body: Callable[[Callable[[], None]], MultipartBody | JsonBody], purpose: str,
+              emit: Emitter, request: GenerationRequest, out_dir: Path) -> GeneratedAudio:
+        """The attempt loop of a generation call (video-to-music or compose): one concurrency
+        slot, one client, attempts until an answer is stored or the Retrier stops. The body
+        reports "upload_complete" just before its last byte, so nothing is retried blindly once
+        the whole request has left."""
         retrier = Retrier(self.policy, emit, provider=self.name, request_id=request.request_id,
                           sleep=self._sleep)
         slot = client_slot(self.base_url, self.options.max_concurrent_requests)
@@ -241,14 +245,12 @@ class ElevenLabsProvider:
             while True:
                 done_event = {"provider": self.name, "request_id": request.request_id,
                               "attempt": retrier.attempts + 1}
-                body = JsonBody(doc, on_last=partial(emit, "upload_complete", done_event))
-                rec = retrier.attempt(method="POST", url=url, purpose="compose",
+                body = make_body(partial(emit, "upload_complete", done_event))
+                rec = retrier.attempt(method="POST", url=url, purpose=purpose,
                                       request_bytes_total=body.length)
-                result = self._attempt(client, url, params, body, rec, retrier, answer_for,
-                                       out_dir)
+                result = self._attempt(client, url, params, body, rec, retrier, request, out_dir)
                 if result is not None:
-                    result.metadata.update(attempts=rec.attempt, endpoint=COMPOSE_ENDPOINT,
-                                           model_id=request.model_id)
+                    result.metadata["attempts"] = rec.attempt
                     return result
 
     def _attempt(self, client: httpx.Client, url: str, params: dict[str, str],
