@@ -112,10 +112,16 @@ def place_music(
     track_name: str = "Score",
     bin_name: str = "reelscore",
     markers: Sequence[SceneMarker] = (),
+    drop_frame: bool = False,
 ) -> Placement:
-    """Place *wav* at absolute *record_frame* for *duration_frames* on a new audio track."""
+    """Place *wav* at absolute *record_frame* for *duration_frames* on a new audio track
+    (timecodes in messages as the timeline shows them: *drop_frame*)."""
     wav = Path(wav).absolute()
-    where = frames_to_tc(record_frame, rate)
+
+    def tc(frame: int) -> str:
+        return frames_to_tc(frame, rate, drop_frame=drop_frame)
+
+    where = tc(record_frame)
     if record_frame < start_frame:
         raise ResolveError(
             f"record frame {record_frame} is before the timeline start {start_frame}: "
@@ -154,7 +160,7 @@ def place_music(
         index, name = _add_track(timeline, track_name, undo, notes)
         clip_info = {"mediaPoolItem": mpi, "startFrame": 0, "endFrame": end_frame,
                      "mediaType": AUDIO_ONLY, "trackIndex": index, "recordFrame": record_frame}
-        item = _append_and_verify(pool, timeline, clip_info, index, wav, record_frame,
+        item = _append_and_verify(pool, timeline, clip_info, index, wav, record_frame, tc,
                                   duration_frames, rate, undo, notes, fail)
     except ResolveError as exc:
         if isinstance(exc, PlacementError):
@@ -178,7 +184,7 @@ def place_music(
         if ok:
             placement.markers_added.append(m.frame)
         else:
-            placement.notes.append(f"marker {m.name!r} at {frames_to_tc(start_frame + m.frame, rate)} "
+            placement.notes.append(f"marker {m.name!r} at {tc(start_frame + m.frame)} "
                                    "was not added (a marker may already sit on that frame)")
     log.info("placed %s on audio track %d (%s) at %s for %d frames", wav.name, index, name, where,
              duration_frames)
@@ -259,13 +265,14 @@ def _append_and_verify(
     index: int,
     wav: Path,
     record_frame: int,
+    tc: Callable[[int], str],
     duration_frames: int,
     rate: Fraction,
     undo: _Undo,
     notes: list[str],
     fail: Callable[..., PlacementError],
 ) -> Ref:
-    where = frames_to_tc(record_frame, rate)
+    where = tc(record_frame)
     for attempt in range(2):
         undo_mark = len(undo.steps)
         returned = pool.call("AppendToTimeline", [clip_info], expect="list")
@@ -292,7 +299,7 @@ def _append_and_verify(
             raise fail(f"the item on audio track {index} plays {path!r}, not {str(wav)!r}")
         if start != record_frame:
             raise fail(
-                f"the music landed at frame {start} ({frames_to_tc(start or 0, rate)}) instead of "
+                f"the music landed at frame {start} ({tc(start or 0)}) instead of "
                 f"{record_frame} ({where})",
                 hint="this Resolve build may ignore recordFrame; update Resolve or import the WAV "
                 "by hand at the timecode shown",

@@ -78,6 +78,7 @@ class ResolveRenderer:
         *,
         start_frame: int,
         rate: Fraction,
+        drop_frame: bool = False,
         timeout_s: float | None = None,
         poll_s: float = 0.2,
         export_audio: bool = False,
@@ -90,6 +91,7 @@ class ResolveRenderer:
         self.timeline = timeline
         self.start_frame = start_frame
         self.rate = rate
+        self.drop_frame = drop_frame  # how the timeline shows timecode, for messages
         self.timeout_s = timeout_s
         self.poll_s = poll_s
         self.export_audio = export_audio
@@ -212,7 +214,8 @@ class ResolveRenderer:
             raise ReelscoreError(f"cannot render {count} frames (at frame {first})")
         self.open()
         mark_in, mark_out = first, first + count - 1
-        where = f"{frames_to_tc(mark_in, self.rate)}-{frames_to_tc(mark_out, self.rate)}"
+        where = (f"{frames_to_tc(mark_in, self.rate, drop_frame=self.drop_frame)}-"
+                 f"{frames_to_tc(mark_out, self.rate, drop_frame=self.drop_frame)}")
         tmp_dir = out_path.parent / f".resolve-render-{uuid.uuid4().hex[:8]}"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -147,7 +147,8 @@ def score_in_resolve(
     renderer: ResolveRenderer | None = None
     if options.render == "resolve":
         renderer = ResolveRenderer(session.ref(), project, timeline, start_frame=edit.start_frame,
-                                   rate=edit.rate, timeout_s=options.render_timeout_s,
+                                   rate=edit.rate, drop_frame=edit.drop_frame,
+                                   timeout_s=options.render_timeout_s,
                                    progress=progress)
         settings = settings.model_copy(update={"workers": 1})  # one render queue
     work_dir = options.work_dir or default_work_dir(pname, edit.name)
@@ -169,14 +170,16 @@ def score_in_resolve(
     markers = scene_markers(result) if settings.markers else []
     placement = place_music(project, timeline, result.music_wav, record_frame=record_frame,
                             duration_frames=duration, rate=edit.rate, start_frame=edit.start_frame,
-                            track_name=settings.track_name, markers=markers)
+                            track_name=settings.track_name, markers=markers,
+                            drop_frame=result.plan.drop_frame)
     sfx: Placement | None = None
     if result.sfx_wav is not None:
         try:
             sfx = place_music(project, timeline, result.sfx_wav, record_frame=record_frame,
                               duration_frames=duration, rate=edit.rate,
                               start_frame=edit.start_frame,
-                              track_name=f"{settings.track_name} SFX")
+                              track_name=f"{settings.track_name} SFX",
+                              drop_frame=result.plan.drop_frame)
         except PlacementError as exc:
             notes.append(f"the sound-effects stem was not placed: {exc.message} "
                          f"(file: {result.sfx_wav})")
