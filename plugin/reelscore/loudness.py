@@ -53,8 +53,6 @@ from reelscore import ffmpeg_cli, wavfile
 from reelscore.errors import AudioError
 from reelscore.fsutil import atomic_output
 
-# Re-exported for the callers that still write WAVs through loudness (pipeline.py).
-
 log = logging.getLogger(__name__)
 
 F64 = NDArray[np.float64]
