@@ -30,7 +30,7 @@ MAX_TITLE_SCENES = 3
 COLUMNS = ("programme_title", "episode", "production", "cue", "title", "record_in",
            "record_out", "duration", "duration_tc", "duration_seconds", "usage",
            "usage_description", "composer", "publisher", "rights", "origin", "provider", "model",
-           "source_ids", "c2pa_signed", "requests")
+           "source_ids", "c2pa_signed", "requests", "lineage")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class Cue:
     source_ids: str
     c2pa_signed: str
     requests: str
+    lineage: str  # where the stretch came from: generated in this job, or kept from another
+    frames: int  # the cue's length in frames (not a CSV column: the XLSX's numbers come from it)
 
     def row(self) -> list[str]:
         values = asdict(self)
@@ -107,6 +109,7 @@ def build_cues(job: JobFolder, fields: CueSheetSection, *, usage: str | None = N
                        "make the cue sheet")
     rate = job.rate
     programme = fields.programme or job.title
+    job_id = str(job.manifest.get("job_id", "")) or job.dir.name
     signed = bool(job.settings.get("generation", {}).get("sign_with_c2pa"))
     cues: list[Cue] = []
     for n, ((start, end), ids) in enumerate(zip(bounds, stretches), 1):
@@ -131,7 +134,8 @@ def build_cues(job: JobFolder, fields: CueSheetSection, *, usage: str | None = N
             origin="AI-generated", provider="; ".join(providers), model="; ".join(models),
             source_ids="; ".join(sources),
             c2pa_signed="yes" if signed and providers != ["local"] else "no",
-            requests="; ".join(ids)))
+            requests="; ".join(ids), lineage=f"generated in job {job_id} ({', '.join(ids)})",
+            frames=frames))
     return cues
 
 

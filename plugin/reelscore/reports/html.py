@@ -104,7 +104,8 @@ def _links(job: JobFolder) -> list[tuple[str, Path]]:
             if candidate.is_file():
                 found.append(("scored edit", candidate))
                 break
-    for label, name in (("cue sheet", "cues.csv"), ("score sheet (PNG)", "sheet.png"),
+    for label, name in (("cue sheet (CSV)", "cues.csv"), ("cue sheet (XLSX)", "cues.xlsx"),
+                        ("score sheet (PNG)", "sheet.png"),
                         ("score sheet (SVG)", "sheet.svg"), ("manifest", "manifest.json")):
         if (job.dir / name).is_file():
             found.append((label, job.dir / name))
