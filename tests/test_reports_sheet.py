@@ -113,3 +113,30 @@ def test_short_term_loudness_matches_the_integrated_meter_across_filter_chunks()
     steady = measure(tone[:sr * 100], sr).integrated_lufs
     assert lufs[(times > 10) & (times < 100)] == pytest.approx(steady, abs=0.01)
     assert lufs[times > 104] == pytest.approx(steady - 20, abs=0.01)  # 3 s after the step
+
+
+def test_the_png_carries_the_svgs_text_where_the_svg_puts_it(job):
+    """Every label of the SVG (title, scene names, band labels, timecodes) is dark ink in the PNG
+    inside the box SVG text takes (from x, up from the baseline y by the font size); outside the
+    labels the ruler band is blank, and the boundaries keep their columns under the text."""
+    root = ET.parse(job / "sheet.svg").getroot()
+    img = decode_png((job / "sheet.png").read_bytes()).astype(int)
+    dark = img.max(axis=2) < 120  # the text is #222222; red/blue/orange lines are not dark
+    texts = [e for e in root.iter(f"{SVG}text")]
+    kinds = {e.get("class") for e in texts}
+    assert {"title", "scene-name", "band-label", "timecode"} <= kinds
+    ruler_top = TOP + NAMES_H + THUMB_H + 64 + 56
+    covered = np.zeros_like(dark)
+    for e in texts:
+        x, y, size = float(e.get("x", "0")), float(e.get("y", "0")), int(e.get("font-size", "0"))
+        x0, y0 = int(x), int(y) - size
+        box = (slice(y0, int(y) + 3), slice(x0, x0 + int(0.6 * size * len(e.text or "")) + 2))
+        assert dark[box].sum() >= 2 * len((e.text or "").replace(" ", "")), (e.get("class"),
+                                                                              e.text)
+        covered[box] = True
+    ruler = (slice(ruler_top + 6, ruler_top + 22), slice(LEFT, LEFT + WIDTH))
+    assert dark[ruler].sum() > 100 and not (dark[ruler] & ~covered[ruler]).any()
+    for e in root.iter(f"{SVG}line"):
+        if e.get("class") == "scene-boundary":
+            col = int(float(e.get("x1", "0")))
+            assert tuple(img[TOP + 2, col]) == (0xD0, 0x30, 0x30)  # in the names band
