@@ -69,6 +69,7 @@ class Text:
     size: int = 11
     fill: str = "#222222"
     cls: str = ""
+    anchor: str = "start"  # or "end": x is where the text ends (SVG text-anchor)
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,9 @@ def to_svg(drawing: Drawing) -> str:
             parts.append(f'<polyline points="{pts}" stroke="{it.stroke}" fill="none"'
                          f'{_attrs(it.cls)}/>')
         elif isinstance(it, Text):
+            end = ' text-anchor="end"' if it.anchor == "end" else ""
             parts.append(f'<text x="{_n(it.x)}" y="{_n(it.y)}" font-size="{it.size}" '
-                         f'fill="{it.fill}"{_attrs(it.cls)}>{escape(it.text)}</text>')
+                         f'fill="{it.fill}"{end}{_attrs(it.cls)}>{escape(it.text)}</text>')
         else:
             uri = "data:image/png;base64," + base64.b64encode(png_bytes(it.rgb)).decode("ascii")
             h, w = it.rgb.shape[:2]
@@ -175,7 +177,8 @@ def _draw_texts(canvas: RGB, texts: list[Text]) -> RGB:
     for it in texts:
         if it.size not in fonts:
             fonts[it.size] = ImageFont.load_default(size=it.size)
-        pen.text((it.x, it.y), it.text, fill=_rgb(it.fill), font=fonts[it.size], anchor="ls")
+        pen.text((it.x, it.y), it.text, fill=_rgb(it.fill), font=fonts[it.size],
+                 anchor="rs" if it.anchor == "end" else "ls")
     return np.asarray(picture, dtype=np.uint8).copy()
 
 
