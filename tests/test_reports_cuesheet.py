@@ -204,3 +204,30 @@ def test_cuesheet_picks_the_format_by_extension(scored, tmp_path):
 def test_the_report_links_the_xlsx(scored):
     page = (scored / "scored.otio.reelscore" / "report.html").read_text()
     assert 'href="cues.xlsx"' in page and 'href="cues.csv"' in page
+
+
+def test_hook_arguments_set_the_cue_sheet_fields(scored, tmp_path, monkeypatch):
+    """``reelscore.cuesheet.*`` hook arguments over the [cuesheet] configuration, through an
+    OTIO write: the job's cues.csv/xlsx carry them; a bad usage code names the hook key."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    tl = otio.adapters.read_from_file(str(scored / "cut.otio"))
+    config = tmp_path / "site.toml"
+    config.write_text(CONFIG)
+    out = tmp_path / "hooked.otio"
+    otio.adapters.write_to_file(tl, str(out), hook_function_argument_map={
+        "reelscore.provider": "local", "reelscore.scenes": "clips", "reelscore.seed": 3,
+        "reelscore.source": str(scored / "cut.otio"), "reelscore.config": str(config),
+        "reelscore.cuesheet.composer": "Rui Costa", "reelscore.cuesheet.episode": 104,
+        "reelscore.cuesheet.usage": "VI"})
+    job = tmp_path / "hooked.otio.reelscore"
+    row = read_rows(job / "cues.csv")[0]
+    assert (row["composer"], row["episode"], row["usage"]) == ("Rui Costa", "104", "VI")
+    assert (row["publisher"], row["programme_title"]) == ("Reel Music Ltd", "Night Shift")
+    assert row["record_in"] == otio_df(START) and row["title"] == "Opening / Chase"
+    ws, head = read_xlsx(job / "cues.xlsx")
+    assert ws.cell(head + 1, XLSX_HEAD.index("Composer") + 1).value == "Rui Costa"
+    with pytest.raises(otio.exceptions.OTIOError, match=r"reelscore\.cuesheet\.usage 'ZZ'"):
+        otio.adapters.write_to_file(tl, str(tmp_path / "bad.otio"), hook_function_argument_map={
+            "reelscore.provider": "local", "reelscore.cuesheet.usage": "ZZ"})
+    assert not (tmp_path / "bad.otio").exists()
