@@ -10,8 +10,10 @@ import shutil
 from fractions import Fraction
 from pathlib import Path
 
+import openpyxl
 import opentimelineio as otio
 import pytest
+from openpyxl.worksheet.worksheet import Worksheet
 from opentimelineio import opentime
 
 from reelscore.reports.cuesheet import COLUMNS
@@ -142,3 +144,90 @@ def test_a_report_that_cannot_be_written_never_fails_the_run(scored, tmp_path):
     proc = cli("score", str(scored / "cut.otio"), "-o", str(out), "--seed", "3", cwd=scored)
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and "cue sheet was not written" in proc.stderr
+
+
+# ---------------------------------------------------------------------- the XLSX for people
+
+XLSX_HEAD = ["Cue", "Title", "Record in", "Record out", "Duration", "Duration (TC)", "Seconds",
+             "Usage", "Usage description", "Composer", "Publisher", "Rights", "Origin",
+             "Lineage", "Provider", "Model", "Source ids", "C2PA signed", "Requests"]
+
+
+def read_xlsx(path: Path) -> tuple[Worksheet, int]:
+    """The cue sheet and the row number of its column headers (found, not assumed)."""
+    ws = openpyxl.load_workbook(path)["Cue sheet"]
+    head = next(r for r in range(1, 30) if ws.cell(r, 1).value == "Cue")
+    return ws, head
+
+
+def test_score_writes_an_xlsx_cue_sheet_people_can_read(scored):
+    ws, head = read_xlsx(scored / "scored.otio.reelscore" / "cues.xlsx")
+    block = {ws.cell(r, 1).value: ws.cell(r, 2).value for r in range(2, head)}
+    assert (block["Programme"], block["Episode"], block["Production"]) == (
+        "Night Shift", "101", "NS-2026")
+    assert block["Scored range"] == f"{otio_df(START)}-{otio_df(START + 240)}"
+    assert block["Timecode"] == "29.97 fps, drop frame"
+    assert [ws.cell(head, c).value for c in range(1, len(XLSX_HEAD) + 1)] == XLSX_HEAD
+    assert ws.freeze_panes == f"A{head + 1}"  # the header row stays in view
+    assert ws.column_dimensions["B"].width >= 30 and ws.column_dimensions["A"].width < 10
+    col = {name: i + 1 for i, name in enumerate(XLSX_HEAD)}
+    cue = {name: ws.cell(head + 1, c) for name, c in col.items()}
+    assert cue["Record in"].value == otio_df(START) == "00:59:59;00"
+    assert cue["Record out"].value == otio_df(START + 240) == "01:00:07;00"
+    assert cue["Duration (TC)"].value == otio_df(240)
+    for name in ("Record in", "Record out", "Duration (TC)"):  # text, never a clock time
+        assert cue[name].data_type == "s" and cue[name].number_format == "@"
+    assert cue["Seconds"].data_type == "n"
+    assert cue["Seconds"].value == pytest.approx(240 * 1001 / 30000, abs=1e-9)
+    assert (cue["Title"].value, cue["Usage"].value, cue["Composer"].value) == (
+        "Opening / Chase", "BI", "Ana Lima (CAE 00123456789)")
+    assert cue["Lineage"].value.startswith("generated in job ")
+    totals = {name: ws.cell(head + 2, c).value for name, c in col.items()}
+    assert (totals["Cue"], totals["Title"]) == ("Total", "1 cue(s)")
+    assert totals["Duration (TC)"] == otio_df(240)
+    assert totals["Seconds"] == pytest.approx(8.008, abs=1e-9)
+    assert ws.max_row == head + 2
+
+
+def test_cuesheet_picks_the_format_by_extension(scored, tmp_path):
+    proc = cli("cuesheet", str(scored / "scored.otio"), "-o", str(tmp_path / "c.xlsx"),
+               "--usage", "ET")
+    assert proc.returncode == 0, proc.stderr
+    ws, head = read_xlsx(tmp_path / "c.xlsx")
+    assert ws.cell(head + 1, XLSX_HEAD.index("Usage") + 1).value == "ET"
+    assert not (tmp_path / "c.csv").exists()
+    proc = cli("cuesheet", str(scored / "scored.otio"), "-o", str(tmp_path / "c.pdf"))
+    assert proc.returncode == 2 and ".csv" in proc.stderr and ".xlsx" in proc.stderr
+    assert not (tmp_path / "c.pdf").exists()
+
+
+def test_the_report_links_the_xlsx(scored):
+    page = (scored / "scored.otio.reelscore" / "report.html").read_text()
+    assert 'href="cues.xlsx"' in page and 'href="cues.csv"' in page
+
+
+def test_hook_arguments_set_the_cue_sheet_fields(scored, tmp_path, monkeypatch):
+    """``reelscore.cuesheet.*`` hook arguments over the [cuesheet] configuration, through an
+    OTIO write: the job's cues.csv/xlsx carry them; a bad usage code names the hook key."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    tl = otio.adapters.read_from_file(str(scored / "cut.otio"))
+    config = tmp_path / "site.toml"
+    config.write_text(CONFIG)
+    out = tmp_path / "hooked.otio"
+    otio.adapters.write_to_file(tl, str(out), hook_function_argument_map={
+        "reelscore.provider": "local", "reelscore.scenes": "clips", "reelscore.seed": 3,
+        "reelscore.source": str(scored / "cut.otio"), "reelscore.config": str(config),
+        "reelscore.cuesheet.composer": "Rui Costa", "reelscore.cuesheet.episode": 104,
+        "reelscore.cuesheet.usage": "VI"})
+    job = tmp_path / "hooked.otio.reelscore"
+    row = read_rows(job / "cues.csv")[0]
+    assert (row["composer"], row["episode"], row["usage"]) == ("Rui Costa", "104", "VI")
+    assert (row["publisher"], row["programme_title"]) == ("Reel Music Ltd", "Night Shift")
+    assert row["record_in"] == otio_df(START) and row["title"] == "Opening / Chase"
+    ws, head = read_xlsx(job / "cues.xlsx")
+    assert ws.cell(head + 1, XLSX_HEAD.index("Composer") + 1).value == "Rui Costa"
+    with pytest.raises(otio.exceptions.OTIOError, match=r"reelscore\.cuesheet\.usage 'ZZ'"):
+        otio.adapters.write_to_file(tl, str(tmp_path / "bad.otio"), hook_function_argument_map={
+            "reelscore.provider": "local", "reelscore.cuesheet.usage": "ZZ"})
+    assert not (tmp_path / "bad.otio").exists()

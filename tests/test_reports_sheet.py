@@ -4,6 +4,8 @@ zlib, not with reelscore's code)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import struct
 import xml.etree.ElementTree as ET
 import zlib
@@ -113,3 +115,87 @@ def test_short_term_loudness_matches_the_integrated_meter_across_filter_chunks()
     steady = measure(tone[:sr * 100], sr).integrated_lufs
     assert lufs[(times > 10) & (times < 100)] == pytest.approx(steady, abs=0.01)
     assert lufs[times > 104] == pytest.approx(steady - 20, abs=0.01)  # 3 s after the step
+
+
+def test_the_png_carries_the_svgs_text_where_the_svg_puts_it(job):
+    """Every label of the SVG (title, scene names, band labels, timecodes) is dark ink in the PNG
+    inside the box SVG text takes (from x, up from the baseline y by the font size); outside the
+    labels the ruler band is blank, and the boundaries keep their columns under the text."""
+    root = ET.parse(job / "sheet.svg").getroot()
+    img = decode_png((job / "sheet.png").read_bytes()).astype(int)
+    dark = img.max(axis=2) < 120  # the ruler's text is #222222; the lines there are not dark
+    texts = [e for e in root.iter(f"{SVG}text")]
+    kinds = {e.get("class") for e in texts}
+    assert {"title", "scene-name", "band-label", "timecode"} <= kinds
+    ruler_top = TOP + NAMES_H + THUMB_H + 64 + 56
+    covered = np.zeros_like(dark)
+    for e in texts:
+        x, y, size = float(e.get("x", "0")), float(e.get("y", "0")), int(e.get("font-size", "0"))
+        width = int(0.6 * size * len(e.text or "")) + 2
+        x0 = int(x) - width if e.get("text-anchor") == "end" else int(x)
+        assert x0 >= 0 and x0 + width <= img.shape[1] + 2  # nothing runs off the sheet
+        box = (slice(int(y) - size, int(y) + 3), slice(x0, x0 + width))
+        fill = np.array([int(e.get("fill", "#000000")[i:i + 2], 16) for i in (1, 3, 5)])
+        ink = (np.abs(img[box] - fill) < 40).all(axis=2)  # the text's own colour
+        assert ink.sum() >= 2 * len((e.text or "").replace(" ", "")), (e.get("class"), e.text)
+        covered[box] = True
+    ruler = (slice(ruler_top + 6, ruler_top + 22), slice(LEFT, LEFT + WIDTH))
+    assert dark[ruler].sum() > 100 and not (dark[ruler] & ~covered[ruler]).any()
+    for e in root.iter(f"{SVG}line"):
+        if e.get("class") == "scene-boundary":
+            col = int(float(e.get("x1", "0")))
+            assert tuple(img[TOP + 2, col]) == (0xD0, 0x30, 0x30)  # in the names band
+
+
+def test_measured_music_changes_are_drawn_against_the_cuts(job, tmp_path):
+    """The run's own measurement (one cut, at frame 75) is on its sheet; then a job whose
+    manifest says a change 1.5 frames after the cut at 75 (within 2), one 10 frames before a
+    cut at 140 (outside) and none near 160: lines at the changes' columns, brackets from cut to
+    change coloured by the tolerance, in the SVG and the PNG alike."""
+    own = json.loads((job / "manifest.json").read_text())["music_changes"]
+    root = ET.parse(job / "sheet.svg").getroot()
+    summary = [e.text for e in root.iter(f"{SVG}text") if e.get("class") ==
+               "music-changes-summary"]
+    assert summary == [own["summary"]]
+    assert [c["cut_frame"] for c in own["cuts"]] == [75]
+    drawn = [e for e in root.iter(f"{SVG}line") if e.get("class") == "music-change"]
+    measured = own["cuts"][0]["nearest_change_frames"]
+    if measured is None:
+        assert not drawn and any(e.get("class") == "no-change" for e in root.iter(f"{SVG}text"))
+    else:
+        assert [float(e.get("data-change-frame", "nan")) for e in drawn] == [75 + measured]
+
+    copy = tmp_path / "job"
+    shutil.copytree(job, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["music_changes"] = {
+        "summary": "music changes within 2 frames of 1 of 3 cuts", "tolerance_frames": 2,
+        "hits": 1, "cuts": [
+            {"record_tc": "01:00:03:00", "cut_frame": 75, "nearest_change_frames": 1.5},
+            {"record_tc": "01:00:05:15", "cut_frame": 140, "nearest_change_frames": -10.0},
+            {"record_tc": "01:00:06:10", "cut_frame": 160, "nearest_change_frames": None}]}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("s.svg", "s.png"):
+        proc = cli("sheet", str(copy), "-o", str(tmp_path / name))
+        assert proc.returncode == 0, proc.stderr
+    root = ET.parse(tmp_path / "s.svg").getroot()
+    lines = [e for e in root.iter(f"{SVG}line")]
+    changes = [e for e in lines if e.get("class") == "music-change"]
+    assert [float(e.get("x1", "nan")) for e in changes] == pytest.approx(
+        [LEFT + 76.5 * WIDTH / FRAMES, LEFT + 130 * WIDTH / FRAMES])
+    brackets = [e for e in lines if e.get("class") == "change-offset"]
+    assert [(b.get("stroke"), float(b.get("x1", "nan"))) for b in brackets] == [
+        ("#10a010", pytest.approx(LEFT + 75 * WIDTH / FRAMES)),
+        ("#8a2be2", pytest.approx(LEFT + 130 * WIDTH / FRAMES))]
+    no_change = [float(e.get("x", "nan")) for e in root.iter(f"{SVG}text")
+                 if e.get("class") == "no-change"]
+    assert no_change == [pytest.approx(LEFT + 160 * WIDTH / FRAMES + 3)]
+    img = decode_png((tmp_path / "s.png").read_bytes())
+    band = TOP + NAMES_H + THUMB_H
+    for frame in (76.5, 130):
+        col = int(LEFT + frame * WIDTH / FRAMES)
+        assert tuple(img[band + 40, col]) == (0x8A, 0x2B, 0xE2)
+    hit_mid = int(LEFT + 75.75 * WIDTH / FRAMES)
+    assert tuple(img[band + 5, hit_mid]) == (0x10, 0xA0, 0x10)
+    miss_mid = int(LEFT + 135 * WIDTH / FRAMES)
+    assert tuple(img[band + 5, miss_mid]) == (0x8A, 0x2B, 0xE2)

@@ -2,7 +2,7 @@
 
     reelscore score INPUT -o OUTPUT [options]   score an edit file
     reelscore plan INPUT [options]              print the plan (no rendering, no network)
-    reelscore cuesheet JOB [-o cues.csv]         the music cue sheet of a job (CSV)
+    reelscore cuesheet JOB [-o cues.xlsx]        the music cue sheet of a job (CSV or XLSX)
     reelscore sheet JOB [-o sheet.png]           the score sheet picture of a job (PNG/SVG)
     reelscore report JOB [-o report.html]        the job's self-contained HTML report
     reelscore demo [DIR]                        make a demo cut with generated media and score it
@@ -368,7 +368,8 @@ def doctor(
 def cuesheet(
     job: Path = typer.Argument(..., help="job folder (the run's --work-dir) or the scored edit"),
     output: Path | None = typer.Option(None, "-o", "--output",
-                                       help="CSV to write (default: cues.csv in the job folder)"),
+                                       help="cues.csv or cues.xlsx: the extension picks the "
+                                       "format (default: both, in the job folder)"),
     usage: str | None = typer.Option(None, "--usage", help="cue usage code: BI (background "
                                      "instrumental, default), BV, VI, VV, MT, ET"),
     composer: str | None = typer.Option(None, "--composer", help="over [cuesheet] composer"),
@@ -379,10 +380,11 @@ def cuesheet(
     profile: str | None = opt.PROFILE,
     debug: bool = opt.DEBUG,
 ) -> None:
-    """Write the music cue sheet of a scored (or interrupted) job as CSV."""
+    """Write the music cue sheet of a scored (or interrupted) job as CSV and/or XLSX."""
 
     def body() -> None:
         from reelscore.config import CueSheetSection, load_config
+        from reelscore.errors import InputError
         from reelscore.reports.cuesheet import (
             CUES_NAME,
             build_cues,
@@ -391,8 +393,13 @@ def cuesheet(
             write_cuesheet,
         )
         from reelscore.reports.jobfolder import read_job_folder
+        from reelscore.reports.xlsx import CUES_XLSX, write_cuesheet_xlsx
         from reelscore.settings import cuesheet_section
 
+        if output is not None and output.suffix.lower() not in (".csv", ".xlsx"):
+            raise InputError(f"-o {output}: the cue sheet is written as .csv or .xlsx",
+                             hint="name the output cues.csv or cues.xlsx (no -o: both, in the "
+                             "job folder)")
         if usage is not None:
             check_usage(usage)
         folder = read_job_folder(job)
@@ -402,10 +409,16 @@ def cuesheet(
         fields = fields_of(folder, configured).model_copy(
             update=flags.model_dump(exclude_none=True))
         cues = build_cues(folder, fields, usage=usage)
-        target = write_cuesheet(cues, output or folder.dir / CUES_NAME)
+        if output is None:
+            targets = [write_cuesheet(cues, folder.dir / CUES_NAME),
+                       write_cuesheet_xlsx(folder, cues, folder.dir / CUES_XLSX)]
+        elif output.suffix.lower() == ".xlsx":
+            targets = [write_cuesheet_xlsx(folder, cues, output)]
+        else:
+            targets = [write_cuesheet(cues, output)]
         for line in folder.missing:
             err.print(f"note: missing {line}")
-        out.print(f"wrote {target}: {len(cues)} cue(s)")
+        out.print(f"wrote {' and '.join(map(str, targets))}: {len(cues)} cue(s)")
         for cue in cues:
             out.print(f"  {cue.cue}  {cue.record_in}-{cue.record_out}  {cue.duration}  "
                       f"{cue.usage}  {cue.title}")

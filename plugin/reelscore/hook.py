@@ -100,6 +100,14 @@ HOOK_KEYS: dict[str, str] = {
     "method": "video (default) | compose: a composition plan built from the cut, one section per scene",
     "composition": "a reviewed composition plan file to compose from (checked against the edit)",
     "brief": "per-scene brief for method compose (CSV or TOML)",
+    # the music cue sheet's fields (issue 16; [cuesheet] in the configuration, docs/cuesheet.md)
+    "cuesheet.composer": "composer(s) on every cue (names, society numbers)",
+    "cuesheet.publisher": "publisher(s) on every cue",
+    "cuesheet.rights": "the rights granted (free text)",
+    "cuesheet.programme": "programme title (default: the timeline's name)",
+    "cuesheet.episode": "episode number or name",
+    "cuesheet.production": "production number or company",
+    "cuesheet.usage": "cue usage code: BI (default), BV, VI, VV, MT, ET",
 }
 _LISTS = {"tags": ",", "media_root": os.pathsep}
 _RUN_ONLY = ("config", "profile", "work_dir", "source", "range")
@@ -168,6 +176,8 @@ def settings_from_args(args: Mapping[str, Any]) -> HookRun:
             sections.setdefault("provider_options", {}).setdefault(name, {})[option] = value
         elif key.startswith("uploader."):
             sections.setdefault("uploader", {})[key.split(".", 1)[1]] = value
+        elif key.startswith("cuesheet."):
+            sections.setdefault("cuesheet", {})[key.split(".", 1)[1]] = _text(value)
         else:
             given["media_roots" if key == "media_root" else key] = value
     if "range" in args:

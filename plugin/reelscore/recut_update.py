@@ -22,6 +22,7 @@ requests) and a fresh ``recut_basis``, so a later update builds on this one.
 
 from __future__ import annotations
 
+import logging
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +45,7 @@ from reelscore.recut_previous import (
     preview,
     save_preview,
 )
+from reelscore.reports.write import write_job_reports
 from reelscore.settings import ScoreSettings
 from reelscore.steps.finishing import safe_name
 from reelscore.steps.planning import PlannedEdit
@@ -51,6 +53,7 @@ from reelscore.wavfile import read_wav, write_wav
 from reelscore.writeback import ScoreMedia, add_score_tracks, verify_written, write_edit
 
 EDGE_FADE_S = 0.02
+log = logging.getLogger(__name__)
 
 
 def assemble(old: np.ndarray, old_first_sample: int, recut: RecutPlan, new_range: tuple[int, int],
@@ -164,6 +167,8 @@ def update_from_previous(planned: PlannedEdit, previous_path: Path, output_path:
         outputs["edit_verified"] = verify_written(output_path, scored, plan)
         outputs["edit"] = str(output_path)
         job.set("outputs", outputs)
+    # cues.csv/xlsx (one cue per kept stretch, with its lineage), sheet and report.html
+    write_job_reports(job.dir, log.warning)
     return {"music_wav": str(music_wav), "output": str(output_path),
             "manifest": str(job.manifest_path), "kept_seconds": float(
                 result.plan.cost.seconds(result.plan.cost.kept_frames)),

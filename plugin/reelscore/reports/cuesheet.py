@@ -1,7 +1,9 @@
 """The music cue sheet of a job: one row per cue, as broadcasters and collecting societies ask.
 
-A cue is a continuous stretch of music on the score track: requests whose music was delivered
-and that follow each other without a gap join into one cue (today one score is one cue). The
+A cue is a stretch of music on the score track (:mod:`reelscore.reports.stretches`): requests
+whose music was delivered and that follow each other without a gap join into one cue; after a
+recut each kept and each newly generated stretch is a cue of its own, its lineage naming the job
+it was kept from (followed back) or the request that generated it. The
 columns (docs/cuesheet.md) follow the usual cue-sheet templates: programme fields, cue number
 and title, record in/out and duration in the edit's own timecode form (drop frame included),
 usage code, rights holders, and the origin of the music (AI-generated: provider, model, the
@@ -17,20 +19,22 @@ from fractions import Fraction
 from pathlib import Path
 
 from reelscore.config import CUE_USAGES, CueSheetSection
-from reelscore.errors import InputError, JobError
+from reelscore.errors import InputError, JobError, ReelscoreError
 from reelscore.fsutil import atomic_write_text
-from reelscore.reports.jobfolder import JobFolder
+from reelscore.reports.jobfolder import JobFolder, read_job_folder
+from reelscore.reports.stretches import Stretch, stretches_of
 from reelscore.timecode import frames_to_tc
 
 CUES_NAME = "cues.csv"
 DEFAULT_USAGE = "BI"
 MAX_TITLE_SCENES = 3
+MAX_LINEAGE = 20  # recuts of recuts followed back at most this far
 
 # The CSV's columns, in order (documented in docs/cuesheet.md).
 COLUMNS = ("programme_title", "episode", "production", "cue", "title", "record_in",
            "record_out", "duration", "duration_tc", "duration_seconds", "usage",
            "usage_description", "composer", "publisher", "rights", "origin", "provider", "model",
-           "source_ids", "c2pa_signed", "requests")
+           "source_ids", "c2pa_signed", "requests", "lineage")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class Cue:
     source_ids: str
     c2pa_signed: str
     requests: str
+    lineage: str  # where the stretch came from: generated in this job, or kept from another
+    frames: int  # not CSV columns: the length in frames (the XLSX's numbers come from it) and
+    start: int  # the first stack frame
 
     def row(self) -> list[str]:
         values = asdict(self)
@@ -81,58 +88,93 @@ def fields_of(job: JobFolder, override: CueSheetSection | None = None) -> CueShe
     return base.model_copy(update=override.model_dump(exclude_none=True))
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """Where one stretch's music came from."""
+
+    providers: frozenset[str]
+    models: frozenset[str]
+    sources: tuple[str, ...]
+    signed: bool
+    lineage: str
+
+
 def build_cues(job: JobFolder, fields: CueSheetSection, *, usage: str | None = None) -> list[Cue]:
-    """One :class:`Cue` per continuous stretch of delivered music."""
-    plan = job.plan
-    if plan is None:
-        raise JobError(f"the job folder {str(job.dir)!r} has no plan: there is no music to list",
-                       hint="score the edit first (reelscore score ... --work-dir FOLDER)")
+    """One :class:`Cue` per stretch of delivered music (:mod:`reelscore.reports.stretches`)."""
     code = check_usage(usage or fields.usage or DEFAULT_USAGE)
-    stretches: list[list[str]] = []
-    bounds: list[tuple[int, int]] = []
-    for req in plan.requests:
-        rec = job.requests.get(req.id)
-        if rec is None or rec.status != "done":
-            continue
-        start, end = req.range.start, req.range.start + req.range.duration
-        if bounds and bounds[-1][1] == start:
-            bounds[-1] = (bounds[-1][0], end)
-            stretches[-1].append(req.id)
-        else:
-            bounds.append((start, end))
-            stretches.append([req.id])
-    if not bounds:
-        raise JobError(f"no music was delivered in {str(job.dir)!r} yet (no request is done)",
-                       hint="finish the run (rerun the same reelscore score command), then "
-                       "make the cue sheet")
-    rate = job.rate
+    stretches = stretches_of(job)
+    assert job.plan is not None
+    rate, drop_frame = job.rate, job.plan.drop_frame
     programme = fields.programme or job.title
-    signed = bool(job.settings.get("generation", {}).get("sign_with_c2pa"))
     cues: list[Cue] = []
-    for n, ((start, end), ids) in enumerate(zip(bounds, stretches), 1):
+    for n, stretch in enumerate(stretches, 1):
+        start, end = stretch.start, stretch.end
         frames = end - start
         seconds = Fraction(frames) / rate
         whole = round(seconds)
-        records = [job.requests[i] for i in ids]
-        providers = sorted({r.response.provider for r in records if r.response is not None})
-        models = sorted({r.response.model for r in records
-                         if r.response is not None and r.response.model})
-        sources = [_source_id(i, job) for i in ids]
+        origin = _origin(job, stretch, 0)
         cues.append(Cue(
             programme_title=programme, episode=fields.episode or "",
             production=fields.production or "", cue=f"{n:02d}",
             title=_title(job, start, end, programme, n),
             record_in=job.label(start), record_out=job.label(end),
             duration=f"{whole // 60:02d}:{whole % 60:02d}",
-            duration_tc=frames_to_tc(frames, rate, drop_frame=plan.drop_frame),
+            duration_tc=frames_to_tc(frames, rate, drop_frame=drop_frame),
             duration_seconds=f"{float(seconds):.3f}", usage=code,
             usage_description=CUE_USAGES[code], composer=fields.composer or "",
             publisher=fields.publisher or "", rights=fields.rights or "",
-            origin="AI-generated", provider="; ".join(providers), model="; ".join(models),
-            source_ids="; ".join(sources),
-            c2pa_signed="yes" if signed and providers != ["local"] else "no",
-            requests="; ".join(ids)))
+            origin="AI-generated", provider="; ".join(sorted(origin.providers)),
+            model="; ".join(sorted(origin.models)), source_ids="; ".join(origin.sources),
+            c2pa_signed="yes" if origin.signed else "no",
+            requests="; ".join(stretch.requests), lineage=origin.lineage,
+            frames=frames, start=start))
     return cues
+
+
+def _origin(job: JobFolder, stretch: Stretch, depth: int) -> _Origin:
+    """The origin of *stretch*: its requests in *job*, or (kept music) the stretches of the
+    previous job it was copied from, followed back through earlier recuts."""
+    job_id = str(job.manifest.get("job_id", "")) or job.dir.name
+    if stretch.kept is None:
+        records = [job.requests[i] for i in stretch.requests]
+        providers = frozenset(r.response.provider for r in records if r.response is not None)
+        signed = bool(job.settings.get("generation", {}).get("sign_with_c2pa"))
+        return _Origin(providers,
+                       frozenset(r.response.model for r in records
+                                 if r.response is not None and r.response.model),
+                       tuple(_source_id(i, job) for i in stretch.requests),
+                       signed and providers != {"local"},
+                       f"generated in job {job_id} ({', '.join(stretch.requests)})")
+    kept = stretch.kept.origin
+    previous = _previous(job) if depth < MAX_LINEAGE else None
+    if previous is None or previous.plan is None:
+        return _Origin(frozenset(), frozenset(), (), False,
+                       f"kept from job {kept.job_id} (its stack frames {kept.old_start}-"
+                       f"{kept.old_end}; its manifest cannot be read, so its origin is not "
+                       "listed)")
+    try:
+        inner = [_origin(previous, s, depth + 1) for s in stretches_of(previous)
+                 if s.start < kept.old_end and s.end > kept.old_start]
+    except JobError:
+        inner = []
+    lineage = (f"kept from job {kept.job_id} (its record {previous.label(kept.old_start)}-"
+               f"{previous.label(kept.old_end)})")
+    if inner:
+        lineage += "; there " + "; ".join(o.lineage for o in inner)
+    return _Origin(frozenset().union(*(o.providers for o in inner)),
+                   frozenset().union(*(o.models for o in inner)),
+                   tuple(x for o in inner for x in o.sources),
+                   bool(inner) and all(o.signed for o in inner), lineage)
+
+
+def _previous(job: JobFolder) -> JobFolder | None:
+    """The job a recut kept music from, when its manifest can still be read."""
+    if job.recut is None or not job.recut.previous_manifest:
+        return None
+    try:
+        return read_job_folder(Path(job.recut.previous_manifest))
+    except (ReelscoreError, OSError):
+        return None
 
 
 def _source_id(request_id: str, job: JobFolder) -> str:

@@ -1,8 +1,10 @@
-"""One drawing, two renderings: SVG written by hand (text) and PNG rasterised with numpy.
+"""One drawing, two renderings: SVG written by hand and PNG rasterised with numpy and Pillow.
 
-The drawing is a list of primitives in pixel coordinates. The SVG carries everything; the PNG
-carries the same shapes and pictures but no text (no font rasteriser is installed): names and
-timecodes are read from the SVG or the HTML report.
+The drawing is a list of primitives in pixel coordinates. Both renderings carry everything:
+shapes and pictures are rasterised with numpy at the columns the SVG puts them (a 1-px line at x
+covers column ``floor(x)``), and text is drawn last with Pillow's built-in font (Aileron, shipped
+inside the Pillow wheel: no system fonts needed), anchored as SVG anchors it (x = start of the
+text, y = its baseline) at the SVG's font size.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Text:
     size: int = 11
     fill: str = "#222222"
     cls: str = ""
+    anchor: str = "start"  # or "end": x is where the text ends (SVG text-anchor)
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,9 @@ def to_svg(drawing: Drawing) -> str:
             parts.append(f'<polyline points="{pts}" stroke="{it.stroke}" fill="none"'
                          f'{_attrs(it.cls)}/>')
         elif isinstance(it, Text):
+            end = ' text-anchor="end"' if it.anchor == "end" else ""
             parts.append(f'<text x="{_n(it.x)}" y="{_n(it.y)}" font-size="{it.size}" '
-                         f'fill="{it.fill}"{_attrs(it.cls)}>{escape(it.text)}</text>')
+                         f'fill="{it.fill}"{end}{_attrs(it.cls)}>{escape(it.text)}</text>')
         else:
             uri = "data:image/png;base64," + base64.b64encode(png_bytes(it.rgb)).decode("ascii")
             h, w = it.rgb.shape[:2]
@@ -138,7 +142,7 @@ def to_svg(drawing: Drawing) -> str:
 
 
 def rasterise(drawing: Drawing) -> RGB:
-    """The drawing as an RGB array (text left out: see the module docstring)."""
+    """The drawing as an RGB array (text on top of everything else)."""
     canvas = np.full((drawing.height, drawing.width, 3), 255, dtype=np.uint8)
     for it in drawing.items:
         if isinstance(it, Rect):
@@ -159,7 +163,23 @@ def rasterise(drawing: Drawing) -> RGB:
             x0, y0 = round(it.x), round(it.y)
             region = canvas[y0:y0 + h, x0:x0 + w]
             region[...] = it.rgb[:region.shape[0], :region.shape[1]]
-    return canvas
+    texts = [it for it in drawing.items if isinstance(it, Text)]
+    return _draw_texts(canvas, texts) if texts else canvas
+
+
+def _draw_texts(canvas: RGB, texts: list[Text]) -> RGB:
+    from PIL import Image as PILImage
+    from PIL import ImageDraw, ImageFont
+
+    picture = PILImage.fromarray(canvas, "RGB")
+    pen = ImageDraw.Draw(picture)
+    fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
+    for it in texts:
+        if it.size not in fonts:
+            fonts[it.size] = ImageFont.load_default(size=it.size)
+        pen.text((it.x, it.y), it.text, fill=_rgb(it.fill), font=fonts[it.size],
+                 anchor="rs" if it.anchor == "end" else "ls")
+    return np.asarray(picture, dtype=np.uint8).copy()
 
 
 def _line(canvas: RGB, x1: float, y1: float, x2: float, y2: float,

@@ -53,6 +53,9 @@ def _summary(job: JobFolder) -> list[tuple[str, Any]]:
               ("delivered", f"{delivered.get('integrated_lufs', '-')} LUFS, "
                             f"true peak {delivered.get('true_peak_dbtp', '-')} dBTP"
                             f"{' (limiter used)' if loud.get('limiter_used') else ''}")]
+    if job.recut is not None and not job.recut.dry_run:
+        pairs.append(("recut of job", f"{job.recut.previous_job_id}: {len(job.recut.kept)} "
+                      f"stretch(es) kept, {len(job.recut.requests)} request(s) sent"))
     before, after = loud.get("before") or {}, loud.get("after") or {}
     if before:
         pairs.append(("loudness before / after", f"{before.get('integrated_lufs')} / "
@@ -64,7 +67,11 @@ def _requests(job: JobFolder) -> list[list[Any]]:
     conform = {c.get("request"): c for c in job.manifest.get("conform") or []
                if isinstance(c, dict)}
     rows: list[list[Any]] = []
+    recut = job.recut if job.recut is not None and not job.recut.dry_run else None
+    sent_here = {g.id for g in recut.generated()} if recut is not None else None
     for req in job.plan.requests if job.plan is not None else []:
+        if sent_here is not None and req.id not in sent_here:
+            continue  # a recut update kept this music from the previous job
         rec = job.requests.get(req.id)
         c = conform.get(req.id, {})
         sent = (f"{len(rec.clips)} clip(s), {rec.total_seconds or 0:.2f} s, "
@@ -104,7 +111,8 @@ def _links(job: JobFolder) -> list[tuple[str, Path]]:
             if candidate.is_file():
                 found.append(("scored edit", candidate))
                 break
-    for label, name in (("cue sheet", "cues.csv"), ("score sheet (PNG)", "sheet.png"),
+    for label, name in (("cue sheet (CSV)", "cues.csv"), ("cue sheet (XLSX)", "cues.xlsx"),
+                        ("score sheet (PNG)", "sheet.png"),
                         ("score sheet (SVG)", "sheet.svg"), ("manifest", "manifest.json")):
         if (job.dir / name).is_file():
             found.append((label, job.dir / name))

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from reelscore.errors import JobError
 from reelscore.job import MANIFEST_NAME, MANIFEST_SCHEMA, RenderRecord, RequestRecord
 from reelscore.plan import ScorePlan
+from reelscore.reports.records import MusicChanges, RecutLineage
 from reelscore.timecode import exact_rate, frames_to_tc
 
 
@@ -32,6 +33,8 @@ class JobFolder:
     renders: dict[str, RenderRecord]
     requests: dict[str, RequestRecord]
     missing: list[str] = field(default_factory=list)
+    music_changes: MusicChanges | None = None  # measured after loudness (absent: not measured)
+    recut: RecutLineage | None = None  # a job made with --previous: where its music came from
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -161,9 +164,27 @@ def read_job_folder(path: Path) -> JobFolder:
             requests[rid] = RequestRecord.model_validate(raw)
         except ValidationError:
             missing.append(f"the record of request {rid} cannot be read")
-    job = JobFolder(folder, manifest, plan, renders, requests, missing)
+    music_changes: MusicChanges | None = None
+    if manifest.get("music_changes") is not None:
+        try:
+            music_changes = MusicChanges.model_validate(manifest["music_changes"])
+        except ValidationError:
+            missing.append("the music-change measurements cannot be read")
+    recut: RecutLineage | None = None
+    if manifest.get("recut") is not None:
+        try:
+            recut = RecutLineage.model_validate(manifest["recut"])
+        except ValidationError:
+            missing.append("the recut lineage (what was kept from the previous job) cannot be "
+                           "read")
+    job = JobFolder(folder, manifest, plan, renders, requests, missing, music_changes, recut)
+    generated = ({g.id for g in recut.generated()} if recut is not None and not recut.dry_run
+                 else None)
     if plan is not None:
         for req in plan.requests:
+            if generated is not None and req.id not in generated:
+                continue  # a recut sends only the requests its lineage names
+
             rec = requests.get(req.id)
             if rec is None or rec.status != "done":
                 status = rec.status if rec is not None else "not sent"

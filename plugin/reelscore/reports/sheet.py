@@ -5,6 +5,12 @@ proxy clips), the score's waveform, its short-term loudness (EBU R128: 3 s windo
 with the target line, and a timecode ruler in the edit's own form (drop frame included). Scene
 boundaries cross the whole row; request boundaries are dashed over the audio bands.
 
+Where the music was measured to change (the manifest's ``music_changes``, after loudness): at
+each cut between scenes, a bracket at the top of the waveform band runs from the cut to the
+nearest measured change and a violet line marks the change over the waveform; the bracket is
+green when the change is within the tolerance, violet when not; a cut with no change measured
+near it gets a violet "no change" label. The title line adds the summary.
+
 Geometry: frame *f* of the scored range (0 = its first frame) sits in row ``f // row_frames`` at
 ``x = LEFT + (f % row_frames) * CONTENT_W / row_frames``. A range up to 3 minutes is one row;
 longer ones wrap every 5 minutes (a 60-minute programme is 12 rows).
@@ -34,6 +40,9 @@ TOP = 30
 ONE_ROW_SECONDS, WRAP_SECONDS = 180, 300
 LOUD_FLOOR, LOUD_CEIL = -50.0, 0.0
 SCENE, REQUEST, WAVE, LOUD, TARGET = "#d03030", "#2060c0", "#303030", "#208040", "#e08000"
+CHANGE, CHANGE_HIT = "#8a2be2", "#10a010"
+LABEL_CHAR_W = 6  # px per character of a 10 px timecode label (at most)
+BRACKET_Y = 5  # the change bracket's height under the waveform band's top
 SHEET_SVG, SHEET_PNG = "sheet.svg", "sheet.png"
 
 
@@ -50,9 +59,10 @@ class Geometry:
     def px_per_frame(self) -> float:
         return CONTENT_W / self.row_frames
 
-    def place(self, frame: int) -> tuple[int, float]:
-        """(row, x) of range frame *frame*; the range's end sits at the end of the last row."""
-        row = min(frame // self.row_frames, self.rows - 1)
+    def place(self, frame: float) -> tuple[int, float]:
+        """(row, x) of range frame *frame* (may be fractional); the range's end sits at the end
+        of the last row."""
+        row = max(0, min(int(frame // self.row_frames), self.rows - 1))
         return row, LEFT + (frame - row * self.row_frames) * self.px_per_frame
 
     @staticmethod
@@ -173,13 +183,46 @@ def build_sheet(job: JobFolder) -> Drawing:
         band = geo.row_top(row) + NAMES_H + THUMB_H
         items.append(Line(x, band, x, band + WAVE_H + LOUD_H, REQUEST, cls="request-boundary",
                           dash=True, data={"frame": str(start), "request": req.id}))
+    _draw_changes(job, geo, drawing)
     step = _ruler_step(geo, rate)
     for frame in range(0, geo.frames + 1, step):
         row, x = geo.place(frame)
         y = geo.row_top(row) + NAMES_H + THUMB_H + WAVE_H + LOUD_H
         items.append(Line(x, y, x, y + 5, "#000000", cls="tick", data={"frame": str(frame)}))
-        items.append(Text(x + 2, y + 16, job.label(origin + frame), size=10, cls="timecode"))
+        label = job.label(origin + frame)
+        if x + 2 + LABEL_CHAR_W * len(label) <= drawing.width:
+            items.append(Text(x + 2, y + 16, label, size=10, cls="timecode"))
+        else:  # the range's last label would run off the sheet: it ends at its tick instead
+            items.append(Text(x - 2, y + 16, label, size=10, cls="timecode", anchor="end"))
     return drawing
+
+
+def _draw_changes(job: JobFolder, geo: Geometry, drawing: Drawing) -> None:
+    changes = job.music_changes
+    if changes is None:
+        return
+    drawing.items.append(Text(LEFT + CONTENT_W / 2, 20, changes.summary, size=12, fill=CHANGE,
+                              cls="music-changes-summary"))
+    for cut in changes.cuts:
+        row, x_cut = geo.place(cut.cut_frame)
+        band = geo.row_top(row) + NAMES_H + THUMB_H
+        at = cut.change_frame
+        if at is None:
+            drawing.items.append(Text(x_cut + 3, band + 2 * BRACKET_Y + 8, "no change", size=9,
+                                      fill=CHANGE, cls="no-change"))
+            continue
+        change_row, x = geo.place(min(max(at, 0.0), float(geo.frames)))
+        top = geo.row_top(change_row) + NAMES_H + THUMB_H
+        data = {"cut-frame": str(cut.cut_frame), "change-frame": f"{at:g}",
+                "distance": f"{cut.nearest_change_frames:+g}"}
+        drawing.items.append(Line(x, top, x, top + WAVE_H, CHANGE, cls="music-change",
+                                  data=data))
+        colour = CHANGE_HIT if changes.hit(cut) else CHANGE
+        y = band + BRACKET_Y
+        if change_row == row:  # across a row break the line alone shows it
+            drawing.items.append(Line(min(x_cut, x), y, max(x_cut, x) + 1, y, colour,
+                                      cls="change-offset", data=data))
+            drawing.items.append(Line(x_cut, band, x_cut, y, colour, cls="change-offset-tick"))
 
 
 def _loudness_y(loud_top: float, value: float) -> float:

@@ -1,4 +1,5 @@
-"""Write a job's reports (cues.csv, sheet.svg, sheet.png, report.html) into its job folder; a report that cannot be written is a warning.
+"""Write a job's reports (cues.csv, cues.xlsx, sheet.svg, sheet.png, report.html) into its job
+folder; a report that cannot be written is a warning.
 
 Called at the end of every score (steps/finishing.py): the music was generated and may have been
 paid for, so a failure here never fails the run.
@@ -15,6 +16,7 @@ from reelscore.reports.cuesheet import CUES_NAME, build_cues, fields_of, write_c
 from reelscore.reports.html import REPORT_NAME, write_report
 from reelscore.reports.jobfolder import read_job_folder
 from reelscore.reports.sheet import SHEET_PNG, SHEET_SVG, write_sheet
+from reelscore.reports.xlsx import CUES_XLSX, write_cuesheet_xlsx
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,9 @@ def write_job_reports(job_dir: Path, warn: Callable[[str], None]) -> list[Path]:
         warn(f"no reports were written ({_first_line(exc)})")
         return written
     try:
-        written.append(write_cuesheet(build_cues(job, fields_of(job)), job.dir / CUES_NAME))
+        cues = build_cues(job, fields_of(job))
+        written.append(write_cuesheet(cues, job.dir / CUES_NAME))
+        written.append(write_cuesheet_xlsx(job, cues, job.dir / CUES_XLSX))
     except (ReelscoreError, OSError, ValueError) as exc:
         log.debug("cue sheet not written", exc_info=True)
         warn(f"the cue sheet was not written ({_first_line(exc)}); make it later with "
