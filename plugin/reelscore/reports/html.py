@@ -143,9 +143,13 @@ def render_report(job: JobFolder, report_dir: Path, sheet_svg: str | None) -> st
     return "\n".join(parts) + "\n"
 
 
-def write_report(job: JobFolder, path: Path) -> Path:
+def write_report(job: JobFolder, path: Path, *, sheet_svg: str | None = None) -> Path:
+    """report.html at *path*; *sheet_svg* is the score sheet when the caller has drawn it already
+    (drawing an hour's sheet decodes hundreds of thumbnails)."""
     from reelscore.reports.sheet import build_sheet
 
-    svg = to_svg(build_sheet(job)) if job.plan is not None else None
+    svg = sheet_svg
+    if svg is None and job.plan is not None:
+        svg = to_svg(build_sheet(job))
     atomic_write_text(path, render_report(job, path.parent, svg))
     return path

@@ -19,6 +19,8 @@ longer ones wrap every 5 minutes (a 60-minute programme is 12 rows).
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -157,22 +159,26 @@ def build_sheet(job: JobFolder) -> Drawing:
         items.append(Text(4, wave_top + WAVE_H + LOUD_H / 2, "LUFS-S", size=10,
                           cls="band-label"))
     _draw_audio(job, geo, drawing)
-    for scene in plan.scenes:
+    widths = [int(min(scene.range.duration, geo.row_frames - (scene.range.start - origin)
+                      % geo.row_frames) * geo.px_per_frame) for scene in plan.scenes]
+    # One ffmpeg per thumbnail (a frame seeked in a proxy clip): run them side by side, since an
+    # hour has hundreds of scenes and each decoder mostly waits on its own start-up and seek.
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        thumbs = list(pool.map(
+            lambda sw: _thumbnail(job, sw[0].range.start, sw[0].range.start + sw[0].range.duration,
+                                  min(128, sw[1] - 4)) if sw[1] >= 12 else None,
+            zip(plan.scenes, widths)))
+    for scene, width, thumb in zip(plan.scenes, widths, thumbs):
         start = scene.range.start - origin
-        stop = start + scene.range.duration
         row, x = geo.place(start)
         top = geo.row_top(row)
         items.append(Line(x, top, x, top + ROW_H - GAP, SCENE, cls="scene-boundary",
                           data={"frame": str(start), "scene": scene.id}))
-        width = int(min(stop - start, geo.row_frames - start % geo.row_frames) * geo.px_per_frame)
         label = scene.name or scene.id
         items.append(Text(x + 3, top + 12, label[:max(1, width // 7)], size=11,
                           cls="scene-name"))
-        if width >= 12:
-            thumb = _thumbnail(job, scene.range.start, scene.range.start + scene.range.duration,
-                               min(128, width - 4))
-            if thumb is not None:
-                items.append(Image(x + 2, top + NAMES_H + 2, thumb, cls="thumbnail"))
+        if thumb is not None:
+            items.append(Image(x + 2, top + NAMES_H + 2, thumb, cls="thumbnail"))
     last_row, x_end = geo.place(geo.frames)
     top = geo.row_top(last_row)
     items.append(Line(x_end, top, x_end, top + ROW_H - GAP, SCENE, cls="scene-boundary",
@@ -274,12 +280,13 @@ def _draw_audio(job: JobFolder, geo: Geometry, drawing: Drawing) -> None:
                                       data={"lufs": f"{float(target):g}"}))
 
 
-def write_sheet(job: JobFolder, svg_path: Path | None, png_path: Path | None) -> list[Path]:
-    """Draw once; write the SVG and/or PNG atomically."""
+def write_sheet(job: JobFolder, svg_path: Path | None, png_path: Path | None, *,
+                drawing: Drawing | None = None) -> list[Path]:
+    """Draw once (or take *drawing*, already built); write the SVG and/or PNG atomically."""
     from reelscore.fsutil import atomic_write_bytes, atomic_write_text
     from reelscore.reports.draw import png_bytes, rasterise, to_svg
 
-    drawing = build_sheet(job)
+    drawing = drawing if drawing is not None else build_sheet(job)
     written: list[Path] = []
     if svg_path is not None:
         atomic_write_text(svg_path, to_svg(drawing))

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from reelscore.errors import ReelscoreError
 from reelscore.reports.cuesheet import CUES_NAME, build_cues, fields_of, write_cuesheet
+from reelscore.reports.draw import to_svg
 from reelscore.reports.html import REPORT_NAME, write_report
 from reelscore.reports.jobfolder import read_job_folder
-from reelscore.reports.sheet import SHEET_PNG, SHEET_SVG, write_sheet
+from reelscore.reports.sheet import SHEET_PNG, SHEET_SVG, build_sheet, write_sheet
 from reelscore.reports.xlsx import CUES_XLSX, write_cuesheet_xlsx
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,17 @@ def write_job_reports(job_dir: Path, warn: Callable[[str], None]) -> list[Path]:
         log.debug("cue sheet not written", exc_info=True)
         warn(f"the cue sheet was not written ({_first_line(exc)}); make it later with "
              f"reelscore cuesheet {job_dir}")
+    sheet_svg: str | None = None
     try:
-        written += write_sheet(job, job.dir / SHEET_SVG, job.dir / SHEET_PNG)
+        drawing = build_sheet(job)  # drawn once, for sheet.svg, sheet.png and report.html
+        written += write_sheet(job, job.dir / SHEET_SVG, job.dir / SHEET_PNG, drawing=drawing)
+        sheet_svg = to_svg(drawing)
     except (ReelscoreError, OSError, ValueError) as exc:
         log.debug("score sheet not written", exc_info=True)
         warn(f"the score sheet was not written ({_first_line(exc)}); make it later with "
              f"reelscore sheet {job_dir}")
     try:
-        written.append(write_report(job, job.dir / REPORT_NAME))
+        written.append(write_report(job, job.dir / REPORT_NAME, sheet_svg=sheet_svg))
     except (ReelscoreError, OSError, ValueError) as exc:
         log.debug("report not written", exc_info=True)
         warn(f"report.html was not written ({_first_line(exc)}); make it later with "
