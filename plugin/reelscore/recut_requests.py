@@ -1,0 +1,86 @@
+"""Recut: the requests that generate the new stretches of an updated score.  (pure, JSON)
+
+Each :class:`~reelscore.recut_keep.GenerateRange` of a :class:`~reelscore.recut_keep.RecutPlan`
+(new scenes, frames a trimmed scene gained, trimmed scenes with ``--regenerate-trimmed``) becomes
+its own stretch of requests. A stretch asks for the new frames **plus its handles**: up to the
+plan's crossfade of the kept picture before and after it (``handle_before`` / ``handle_after``;
+none at the ends of the programme), so the service hears the music's context on both sides and
+the new music can be crossfaded into the kept music on each cut.
+
+The requested span ``[new_start - handle_before, new_end + handle_after)`` is planned as a small
+programme of its own (:func:`reelscore.plan.make_plan`, the run's limits and crossfade): the new
+cut's scenes clipped to the span are its scenes (a handle is a video of its own, so the cut into
+kept music falls between two videos), so a long stretch splits into several requests joined like
+any other. Ids are prefixed with the stretch (``g01r01``, video ``g01r01v02``); each video names
+the new cut's scenes it shows. :func:`job_plan` is the new cut's plan with only these requests:
+what the generate step renders and sends, and what the manifest records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from reelscore.plan import PlanLimits, PlannedRequest, ScorePlan, make_plan
+from reelscore.recut_keep import GenerateRange, RecutPlan
+from reelscore.scenes import SceneCut
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """One new stretch: the frames it fills and the small plan that generates them."""
+
+    id: str  # g01, g02 ... in timeline order
+    generate: GenerateRange
+    plan: ScorePlan  # range = the requested span, handles included
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return self.plan.range.start, self.plan.range.end
+
+    @property
+    def requests(self) -> list[PlannedRequest]:
+        return self.plan.requests
+
+
+def _scenes_in(plan: ScorePlan, lo: int, hi: int) -> list[str]:
+    return [s.id for s in plan.scenes if s.range.start < hi and s.range.end > lo]
+
+
+def plan_stretches(plan: ScorePlan, recut: RecutPlan, limits: PlanLimits) -> list[Stretch]:
+    """The requests for every stretch *recut* generates (see the module docstring)."""
+    rate = plan.fraction_rate
+    out: list[Stretch] = []
+    for i, g in enumerate(recut.generate, 1):
+        lo, hi = g.new_start - g.handle_before, g.new_end + g.handle_after
+        cuts = sorted({lo, hi, g.new_start, g.new_end}
+                      | {s.range.start for s in plan.scenes if lo < s.range.start < hi})
+        scenes = [SceneCut(a, b, "") for a, b in zip(cuts, cuts[1:]) if b > a]
+        sub = make_plan(
+            scenes, rate=rate, start_frame=plan.start_frame, scene_policy=plan.scene_policy,
+            width=plan.encode.width, height=plan.encode.height,
+            crossfade_seconds=float(Fraction(plan.crossfade_frames) / rate), limits=limits,
+            source=plan.source, adapter=plan.adapter, timeline_name=plan.timeline_name,
+            clip_audio=plan.encode.audio, drop_frame=plan.drop_frame)
+        sid = f"g{i:02d}"
+        requests = [r.model_copy(update={"id": f"{sid}{r.id}", "videos": [
+            v.model_copy(update={"id": f"{sid}{v.id}", "scene_ids": _scenes_in(plan, v.range.start, v.range.end)})
+            for v in r.videos]}) for r in sub.requests]
+        out.append(Stretch(sid, g, sub.model_copy(update={"requests": requests})))
+    return out
+
+
+def job_plan(plan: ScorePlan, stretches: list[Stretch]) -> ScorePlan:
+    """The new cut's plan whose requests are only the stretches' (what is rendered and sent)."""
+    requests = [r for s in stretches for r in s.requests]
+    if not requests:
+        return plan.model_copy(update={"requests": []})
+    return plan.model_copy(update={
+        "requests": requests,
+        "encode": plan.encode.model_copy(update={
+            "video_kbps": min(r.video_kbps for r in requests)})})
+
+
+def requested_frames(stretches: list[Stretch]) -> int:
+    """Frames sent to the service (bodies, handles into kept music, and inner request handles)."""
+    return sum(v.frames for s in stretches for r in s.requests for v in r.videos)

@@ -1,0 +1,180 @@
+"""``reelscore score NEW -o OUT --previous OLD`` when the new cut needs new music.
+
+A first score (offline engine, or the contract server), then updates that insert a shot, extend
+shots, and insert + delete + move together. Asserted on what was sent (only the new stretches with
+their handles: the requests' videos and, at the contract server, the clips it received), on the
+samples (kept music is the old delivered music at its new position, within 1e-6, away from the
+joins; the new stretches carry the new audio), on level continuity across every join, on the
+written edit read back, and on a rerun that resumes without sending again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+
+from reelscore.wavfile import read_wav
+from tests.contract_fixtures import TEST_KEY
+from tests.contract_server import V2M, ContractServer, tone_of
+from tests.test_recut_route import COMMON, START, A, B, C, cli, manifest, write_cut
+from tests.test_recut_route import sources as sources
+
+SPF = 2000  # samples per frame at 24 fps, 48 kHz
+XF = 12  # the plan's crossfade (0.5 s at 24 fps): every handle
+D = ("D", 5, 24)  # a shot the first version never showed
+
+# name, new shots, stretches generated (new frames), requested spans (handles included),
+# kept windows (new frame, old frame, frames) away from the joins, joins with new music
+CASES = {
+    "insert": ([A, D, B, C], [(48, 72)], [(36, 84)], [(0, 0, 36), (84, 60, 84)], [48, 72]),
+    "extend": ([A, ("B", 2, 54), ("C", 30, 96)], [(48, 66), (162, 198)], [(36, 78), (150, 198)],
+               [(0, 0, 36), (78, 60, 72)], [48, 66, 162]),
+    "mixed": ([C, D, A], [(60, 84)], [(48, 96)], [(0, 84, 48), (96, 12, 36)], [60, 84]),
+}
+MAX_JUMP_DB = 3.0  # level across a join, half a second each side (unmatched: ~5 dB here)
+MAX_DIP_DB = 10.0  # no 50 ms window near a join this far under the quieter side
+
+
+def db(x: np.ndarray) -> float:
+    return 10 * np.log10(float(np.mean(x.astype(np.float64) ** 2)) + 1e-20)
+
+
+def check_join(music: np.ndarray, frame: int) -> tuple[float, float]:
+    """Level continuity across the cut at *frame*; returns (jump, worst dip) in dB."""
+    s, half = frame * SPF, 24_000
+    before, after = db(music[s - half:s]), db(music[s:s + half])
+    windows = [db(music[a:a + 2400]) for a in range(s - half, s + half, 2400)]
+    dip = min(before, after) - min(windows)
+    assert abs(before - after) <= MAX_JUMP_DB, (frame, before, after)
+    assert dip <= MAX_DIP_DB, (frame, dip)
+    return abs(before - after), dip
+
+
+def same(new: np.ndarray, a: int, old: np.ndarray, b: int, frames: int,
+         gain: float = 1.0) -> None:
+    """New frames [a, a+frames) carry the old music of old frames [b, b+frames) (times the one
+    gain a too-high true peak asked of the whole, else exactly)."""
+    x, y = new[a * SPF:(a + frames) * SPF], old[b * SPF:(b + frames) * SPF] * np.float32(gain)
+    assert x.shape == y.shape and len(x) and np.max(np.abs(x - y)) < 1e-6, (a, b, frames)
+
+
+def update(tmp_path: Path, sources, first: Path, name: str, *extra: str, args=COMMON,
+           force: bool = False) -> tuple[Path, dict, str]:
+    shots = CASES[name][0]
+    new = write_cut(tmp_path / f"{name}.otio", sources, shots)
+    out = tmp_path / f"{name}_scored.otio"
+    code, text = cli("score", str(new), "-o", str(out), "--previous", str(first), *args, *extra,
+                     *(("--force",) if force else ()))
+    assert code == 0, text
+    return out, manifest(tmp_path / f"{name}_scored.otio.reelscore"), text
+
+
+def check_update(first_job: Path, out: Path, m: dict, name: str) -> np.ndarray:
+    shots, stretches, spans, windows, joins = CASES[name]
+    total = sum(n for _, _, n in shots)
+    old = read_wav(Path(manifest(first_job)["recut_basis"]["music_wav"]))[0]
+    music, sr = read_wav(Path(m["outputs"]["music_wav"]))
+    assert sr == 48000 and music.shape[0] == total * SPF
+    # only the new stretches were asked for, each with its handles into the kept music
+    reqs = m["plan"]["requests"]
+    got_spans = []
+    for r in reqs:
+        vs = r["videos"]
+        got_spans.append((vs[0]["range"]["start"],
+                          vs[-1]["range"]["start"] + vs[-1]["range"]["duration"]))
+    assert got_spans == spans
+    assert sorted(m["requests"]) == sorted(r["id"] for r in reqs)
+    assert all(rec["status"] == "done" for rec in m["requests"].values())
+    lineage = m["recut"]
+    assert [(g["new_start"], g["new_end"]) for g in lineage["generated"]] == stretches
+    assert lineage["requests"] == [r["id"] for r in reqs]
+    assert lineage["requested_frames"] == sum(b - a for a, b in spans)
+    assert all(k["origin"]["job_id"] == lineage["previous_job_id"] for k in lineage["kept"])
+    # kept music: the old delivered samples at the new positions, away from the joins
+    gain = 10 ** (m["loudness"]["recut_gain_db"] / 20)
+    for a, b, n in windows:
+        same(music, a, old, b, n, gain)
+    # the new stretches are new music, not silence and not the old music
+    for a, b in stretches:
+        body = music[a * SPF:b * SPF]
+        assert db(body) > -40
+    for f in joins:
+        check_join(music, f)
+    assert m["loudness"]["delivered"]["true_peak_dbtp"] <= -1.0 + 1e-3
+    # the written edit, read back: the score at the new cut's record frames
+    scored = otio.adapters.read_from_file(str(out))
+    clip = next(c for c in scored.find_clips() if "reelscore" in c.metadata)
+    at = clip.range_in_parent()
+    start = round(scored.global_start_time.to_frames()) if scored.global_start_time else 0
+    assert start + round(at.start_time.value) == START
+    assert round(at.duration.value) == total
+    assert Path(otio.url_utils.filepath_from_url(clip.media_reference.target_url)) == Path(
+        m["outputs"]["music_wav"])
+    return music
+
+
+@pytest.fixture()
+def first(tmp_path, sources) -> Path:
+    old = write_cut(tmp_path / "v1.otio", sources, [A, B, C])
+    code, text = cli("score", str(old), "-o", str(tmp_path / "v1_scored.otio"), *COMMON)
+    assert code == 0, text
+    return tmp_path / "v1_scored.otio"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_offline_update_generates_only_the_new_stretches(tmp_path, sources, first,
+                                                        name) -> None:
+    out, m, text = update(tmp_path, sources, first, name)
+    assert "sent 1 request(s)" in text or "sent 2 request(s)" in text
+    check_update(tmp_path / "v1_scored.otio.reelscore", out, m, name)
+    if name == "mixed":
+        kinds = {c["old_id"]: c["kind"] for c in json.loads(
+            (tmp_path / "mixed_scored.otio.reelscore" / "recut" / "changes.json").read_text())[
+            "changes"] if c["old_id"]}
+        assert kinds["s002"] == "deleted"
+
+
+@pytest.fixture()
+def service_server():
+    srv = ContractServer().start()
+    srv.state.elevenlabs_key = TEST_KEY
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_service_receives_only_the_new_stretches_and_a_rerun_pays_nothing(
+        tmp_path, sources, service_server, monkeypatch) -> None:
+    contract = service_server
+    monkeypatch.setenv("ELEVENLABS_API_KEY", TEST_KEY)
+    service = ("--provider", "elevenlabs", "--base-url", contract.url, "--scenes", "cuts",
+               "--min-scene", "0.5")
+    old = write_cut(tmp_path / "v1.otio", sources, [A, B, C])
+    first = tmp_path / "v1_scored.otio"
+    code, text = cli("score", str(old), "-o", str(first), *service)
+    assert code == 0, text
+    before = len(contract.state.requests_to(V2M))
+
+    out, m, text = update(tmp_path, sources, first, "mixed", args=service)
+    sent = contract.state.requests_to(V2M)[before:]
+    assert len(sent) == 1  # one stretch, one request
+    clips = [f["duration_s"] for f in sent[0].files if f["name"] == "videos"]
+    # the handle into C, D itself, the handle into A: 0.5 s + 1 s + 0.5 s
+    assert clips == pytest.approx([0.5, 1.0, 0.5], abs=0.05)
+    music = check_update(tmp_path / "v1_scored.otio.reelscore", out, m, "mixed")
+    # D's frames carry the service's answer: the tone of the request's 2nd video
+    body = music[(60 + 3) * SPF:(84 - 3) * SPF, 0].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(body * np.hanning(len(body))))
+    peak = np.fft.rfftfreq(len(body), 1 / 48000)[int(np.argmax(spectrum))]
+    assert abs(peak - tone_of(1)) < 3
+
+    # rerun into the same job: the stored answer is reused, nothing is sent, same samples
+    _, m2, text = update(tmp_path, sources, first, "mixed", args=service, force=True)
+    assert len(contract.state.requests_to(V2M)) == before + 1
+    assert "nothing sent" not in text
+    assert np.array_equal(read_wav(Path(m2["outputs"]["music_wav"]))[0], music)
