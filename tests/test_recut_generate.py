@@ -125,6 +125,24 @@ def first(tmp_path, sources) -> Path:
     return tmp_path / "v1_scored.otio"
 
 
+def test_dry_run_lists_exactly_what_an_update_sends(tmp_path, sources, first) -> None:
+    new = write_cut(tmp_path / "insert.otio", sources, CASES["insert"][0])
+    out = tmp_path / "insert_scored.otio"
+    code, text = cli("score", str(new), "-o", str(out), "--previous", str(first), "--dry-run",
+                     *COMMON)
+    assert code == 0, text
+    # D (24 frames at 01:00:02:00) with half a second of A before and of B after
+    assert ("would send 1 request(s), 2.00 s of picture with handles (a full rescore sends "
+            "7.00 s)") in text
+    assert "g01r01  01:00:01:12-01:00:03:12  3 video(s) 2.00 s  for s002 (new)" in text
+    job = tmp_path / "insert_scored.otio.reelscore"
+    planned = manifest(job)["plan"]["requests"]
+    assert not out.exists() and not manifest(job).get("requests")
+    _, m, text = update(tmp_path, sources, first, "insert")
+    assert m["plan"]["requests"] == planned  # the update sent what the dry run listed
+    assert "sent 1 request(s), 2.00 s with handles (a full rescore: 7.00 s)" in text
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_offline_update_generates_only_the_new_stretches(tmp_path, sources, first,
                                                         name) -> None:

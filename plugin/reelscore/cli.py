@@ -234,7 +234,8 @@ def _recut(input: Path, output: Path, work_dir: Path | None, built: BuiltSetting
     planned = plan_edit(loaded, settings)
     job_dir = work_dir or default_work_dir(output)
     result, folder = recut_dry_run(planned, settings.previous, job_dir,
-                                   regenerate_trimmed=settings.regenerate_trimmed)
+                                   regenerate_trimmed=settings.regenerate_trimmed,
+                                   limits=settings.limits())
     if as_json:
         out.print_json(json.dumps({"changes": result.changes.model_dump(mode="json"),
                                    "cost": result.plan.cost.model_dump(mode="json"),

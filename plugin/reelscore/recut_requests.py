@@ -84,3 +84,28 @@ def job_plan(plan: ScorePlan, stretches: list[Stretch]) -> ScorePlan:
 def requested_frames(stretches: list[Stretch]) -> int:
     """Frames sent to the service (bodies, handles into kept music, and inner request handles)."""
     return sum(v.frames for s in stretches for r in s.requests for v in r.videos)
+
+
+def requests_text(stretches: list[Stretch], plan: ScorePlan) -> str:
+    """What an update sends, request by request (record timecode, videos, seconds), against a
+    full rescore of the new cut."""
+    rate = plan.fraction_rate
+
+    def sec(frames: int) -> str:
+        return f"{float(Fraction(frames) / rate):.2f} s"
+
+    full = plan.range.duration
+    if not stretches:
+        return f"would send nothing (a full rescore sends {sec(full)})"
+    lines = [f"would send {sum(len(s.requests) for s in stretches)} request(s), "
+             f"{sec(requested_frames(stretches))} of picture with handles "
+             f"(a full rescore sends {sec(full)}):"]
+    for s in stretches:
+        g = s.generate
+        for r in s.requests:
+            first, last = r.videos[0].range, r.videos[-1].range
+            lines.append(
+                f"  {r.id}  {first.record_in}-{last.record_out}  {len(r.videos)} video(s) "
+                f"{sec(r.total_frames)}  for {'/'.join(g.scene_ids)} ({'/'.join(g.reasons)}); "
+                f"handles {sec(g.handle_before)} before, {sec(g.handle_after)} after")
+    return "\n".join(lines)
