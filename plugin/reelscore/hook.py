@@ -100,6 +100,10 @@ HOOK_KEYS: dict[str, str] = {
     "method": "video (default) | compose: a composition plan built from the cut, one section per scene",
     "composition": "a reviewed composition plan file to compose from (checked against the edit)",
     "brief": "per-scene brief for method compose (CSV or TOML)",
+    # --previous (issue 14)
+    "previous": "the previous scored edit or its job folder: update that score for this cut "
+                "(kept music copied, only new stretches generated)",
+    "regenerate_trimmed": "true: with previous, generate trimmed scenes afresh",
 }
 _LISTS = {"tags": ",", "media_root": os.pathsep}
 _RUN_ONLY = ("config", "profile", "work_dir", "source", "range")
