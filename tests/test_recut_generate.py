@@ -196,3 +196,17 @@ def test_service_receives_only_the_new_stretches_and_a_rerun_pays_nothing(
     assert len(contract.state.requests_to(V2M)) == before + 1
     assert "nothing sent" not in text
     assert np.array_equal(read_wav(Path(m2["outputs"]["music_wav"]))[0], music)
+
+    # a stretch request sent in an earlier run whose answer was not stored is never sent again
+    # without --resubmit (it may have been charged)
+    job = tmp_path / "mixed_scored.otio.reelscore"
+    data = manifest(job)
+    [rid] = data["recut"]["requests"]
+    data["requests"][rid]["status"] = "sent"
+    data["requests"][rid]["response"] = None
+    (job / "manifest.json").write_text(json.dumps(data))
+    new = write_cut(tmp_path / "mixed.otio", sources, CASES["mixed"][0])
+    code, text = cli("score", str(new), "-o", str(tmp_path / "mixed_scored.otio"), "--force",
+                     "--previous", str(first), *service)
+    assert code != 0 and f"request {rid} was sent" in text and "--resubmit" in text
+    assert len(contract.state.requests_to(V2M)) == before + 1
