@@ -210,3 +210,52 @@ def test_service_receives_only_the_new_stretches_and_a_rerun_pays_nothing(
                      "--previous", str(first), *service)
     assert code != 0 and f"request {rid} was sent" in text and "--resubmit" in text
     assert len(contract.state.requests_to(V2M)) == before + 1
+
+
+def test_insert_at_29_97_drop_frame(tmp_path, coded_video) -> None:
+    """At 30000/1001 a frame is 1601.6 samples: kept music lands at floor(frame · 48000 / rate),
+    the new stretch fills its frames without a gap, labels are drop frame."""
+    from fractions import Fraction
+
+    from tests.edits import build_timeline
+
+    r = Fraction(30000, 1001)
+    src = {n: (coded_video(frames=400, rate=r, source_id=sid, gop=30), sid)
+           for n, sid in (("A", 31), ("B", 32), ("C", 33), ("D", 34))}
+
+    def cut(path: Path, shots) -> Path:
+        items = [("clip", src[n][0], src[n][1], i, f) for n, i, f in shots]
+        otio.adapters.write_to_file(build_timeline([items], r, start_frame=107892), str(path))
+        return path
+
+    HX = 15  # the crossfade, 0.5 s at 29.97: every handle
+
+    def s(f: int) -> int:
+        return f * 48000 * 1001 // 30000
+
+    code, text = cli("score", str(cut(tmp_path / "v1.otio", [A, B, C])), "-o",
+                     str(tmp_path / "v1s.otio"), *COMMON)
+    assert code == 0, text
+    new = cut(tmp_path / "v2.otio", [A, D, B, C])  # D inserted at frame 48
+    args = ("score", str(new), "-o", str(tmp_path / "v2s.otio"), "--previous",
+            str(tmp_path / "v1s.otio"), *COMMON)
+    code, text = cli(*args, "--dry-run")
+    assert code == 0, text
+    assert "g01r01  01:00:01;03-01:00:02;27" in text  # frames 33-87 from 01:00:00;00
+    code, text = cli(*args)
+    assert code == 0, text
+    old = read_wav(Path(manifest(tmp_path / "v1s.otio.reelscore")["outputs"]["music_wav"]))[0]
+    m = manifest(tmp_path / "v2s.otio.reelscore")
+    music = read_wav(Path(m["outputs"]["music_wav"]))[0]
+    assert m["loudness"]["recut_gain_db"] == 0.0
+    assert np.array_equal(music[:s(48 - HX)], old[:s(48 - HX)])
+    # B and C after the stretch's handle: old frames 48 + 15 on, 24 frames later
+    tail = old[s(48 + HX):s(144)]
+    assert np.array_equal(music[s(72 + HX):s(72 + HX) + len(tail)], tail)
+    body = music[s(48):s(72)]
+    assert db(body) > -40
+    # no gap in or around it: every millisecond sounds (the engine's own section fades touch
+    # zero for a sample or two at a scene cut)
+    near = music[s(40):s(80)]
+    ms = np.abs(near[:len(near) // 48 * 48]).reshape(-1, 48, 2).max(axis=(1, 2))
+    assert ms.min() > 0

@@ -115,11 +115,21 @@ def _neighbours(recut: RecutPlan, s: Stretch) -> tuple[KeptRange | None, KeptRan
     return before, after
 
 
+def _fit(audio: np.ndarray, s: Stretch, lay: _Layout) -> np.ndarray:
+    """The stretch's music as long as its span in the programme's layout: conform rounds a
+    span's length half up, the layout floors each frame's first sample, so a sample may be
+    missing at the end; it holds the last value (a zero there would click)."""
+    need = lay.at(s.span[1]) - lay.at(s.span[0])
+    if audio.shape[0] >= need or audio.shape[0] == 0:
+        return audio
+    return np.concatenate([audio, np.repeat(audio[-1:], need - audio.shape[0], axis=0)])
+
+
 def _body(audio: np.ndarray, s: Stretch, lay: _Layout) -> tuple[int, int, np.ndarray]:
     """The stretch's own frames: their place in the programme and the new music there."""
     off = lay.at(s.span[0])
     a, b = lay.at(s.generate.new_start), lay.at(s.generate.new_end)
-    return a, b, audio[a - off:b - off]
+    return a, b, _fit(audio, s, lay)[a - off:b - off]
 
 
 def level_gain(kept_music: np.ndarray, audio: np.ndarray, s: Stretch, recut: RecutPlan,
@@ -158,7 +168,7 @@ def lay_stretch(out: np.ndarray, audio: np.ndarray, s: Stretch, recut: RecutPlan
                 new_range: tuple[int, int], gain_db: float) -> None:
     """Lay the stretch's music (times its gain) into *out*, crossfaded in its handles."""
     lay = _Layout(recut, new_range, out.shape[0])
-    audio = audio * np.float32(10 ** (gain_db / 20))
+    audio = _fit(audio, s, lay) * np.float32(10 ** (gain_db / 20))
     off = lay.at(s.span[0])
     a, b, body = _body(audio, s, lay)
     out[a:a + body.shape[0]] = body

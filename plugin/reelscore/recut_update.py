@@ -58,7 +58,6 @@ from reelscore.recut_previous import (
 )
 from reelscore.recut_requests import Stretch, job_plan, plan_stretches, requested_frames
 from reelscore.render import Renderer
-from reelscore.reports.write import write_job_reports
 from reelscore.settings import NoProgress, ProgressSink, ScoreSettings
 from reelscore.steps.finishing import ScoreResult, safe_name
 from reelscore.steps.planning import PlannedEdit, default_renderer
@@ -211,7 +210,6 @@ def update_from_previous(
             outputs["edit_verified"] = verify_written(output_path, scored, plan)
             outputs["edit"] = str(output_path)
         job.set("outputs", outputs)
-    write_job_reports(job.dir, progress.note)
     cost = recut.cost
     rate = plan.fraction_rate
     summary: dict[str, Any] = {
