@@ -73,8 +73,10 @@ def update(tmp_path: Path, sources, first: Path, name: str, *extra: str, args=CO
     return out, manifest(tmp_path / f"{name}_scored.otio.reelscore"), text
 
 
-def check_update(first_job: Path, out: Path, m: dict, name: str) -> np.ndarray:
-    shots, stretches, spans, windows, joins = CASES[name]
+def check_update(first_job: Path, out: Path, m: dict, name: str,
+                 spans: list[tuple[int, int]] | None = None) -> np.ndarray:
+    shots, stretches, case_spans, windows, joins = CASES[name]
+    spans = spans or case_spans
     total = sum(n for _, _, n in shots)
     old = read_wav(Path(manifest(first_job)["recut_basis"]["music_wav"]))[0]
     music, sr = read_wav(Path(m["outputs"]["music_wav"]))
@@ -259,3 +261,25 @@ def test_insert_at_29_97_drop_frame(tmp_path, coded_video) -> None:
     near = music[s(40):s(80)]
     ms = np.abs(near[:len(near) // 48 * 48]).reshape(-1, 48, 2).max(axis=(1, 2))
     assert ms.min() > 0
+
+
+def test_compose_update_composes_only_the_new_stretches(tmp_path, sources, first) -> None:
+    """--method compose: the stretch is one composition plan, nothing rendered; D and its
+    handles last 2 s, under a section's 3 s, so the request reaches half a second further into A
+    and into B; the crossfades stay in the handles and the answer is laid like any other."""
+    new = write_cut(tmp_path / "insert.otio", sources, CASES["insert"][0])
+    code, text = cli("score", str(new), "-o", str(tmp_path / "insert_scored.otio"),
+                     "--previous", str(first), "--method", "compose", "--dry-run", *COMMON)
+    assert code == 0, text
+    assert "g01r01  01:00:01:00-01:00:04:00" in text  # frames 24-96
+    out, m, text = update(tmp_path, sources, first, "insert", "--method", "compose")
+    assert "sent 1 request(s)" in text
+    check_update(tmp_path / "v1_scored.otio.reelscore", out, m, "insert", spans=[(24, 96)])
+    job = tmp_path / "insert_scored.otio.reelscore"
+    assert [r["id"] for r in m["composition"]["requests"]] == ["g01r01"]
+    from reelscore.compose import read_composition
+    from reelscore.musicplan import sections_of
+
+    [req] = read_composition((job / "composition.json").read_text(), "composition.json").requests
+    assert sum(v.duration_ms for v in sections_of(req.composition_plan)) == 3000
+    assert not list((job / "clips").glob("*.mp4"))  # nothing rendered

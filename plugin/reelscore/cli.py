@@ -206,6 +206,7 @@ def _recut(input: Path, output: Path, work_dir: Path | None, built: BuiltSetting
            dry_run: bool, force: bool, as_json: bool) -> None:
     """``score --previous OLD``: the change list and cost (``--dry-run``), or the update."""
     from reelscore.pipeline import default_work_dir, plan_edit, score_file
+    from reelscore.recut_compose import min_compose_frames
     from reelscore.recut_previous import recut_dry_run
     from reelscore.timecode import exact_rate
     from reelscore.timeline import load_edit
@@ -235,7 +236,9 @@ def _recut(input: Path, output: Path, work_dir: Path | None, built: BuiltSetting
     job_dir = work_dir or default_work_dir(output)
     result, folder = recut_dry_run(planned, settings.previous, job_dir,
                                    regenerate_trimmed=settings.regenerate_trimmed,
-                                   limits=settings.limits())
+                                   limits=settings.limits(), min_frames=min_compose_frames(
+                                       planned.plan.fraction_rate)
+                                   if settings.method == "compose" else 0)
     if as_json:
         out.print_json(json.dumps({"changes": result.changes.model_dump(mode="json"),
                                    "cost": result.plan.cost.model_dump(mode="json"),

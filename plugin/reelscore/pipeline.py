@@ -150,7 +150,8 @@ def score_timeline(
 
         progress.stage("plan")
         return update_from_previous(
-            plan_edit(loaded, settings), settings.previous, output_path, work_dir, settings,
+            plan_edit(loaded, settings, check_media=settings.method != "compose"),
+            settings.previous, output_path, work_dir, settings,
             generate=_render_and_generate, renderer=renderer, provider=provider,
             provider_config=provider_config, progress=progress)
     job = Job(work_dir)

@@ -153,13 +153,14 @@ def check_new_job(previous: Previous, work_dir: Path) -> None:
 
 
 def recut_dry_run(planned: PlannedEdit, previous_path: Path, work_dir: Path, *,
-                  regenerate_trimmed: bool, limits: PlanLimits) -> tuple[RecutPreview, Path]:
+                  regenerate_trimmed: bool, limits: PlanLimits,
+                  min_frames: int = 0) -> tuple[RecutPreview, Path]:
     """Load the previous job, compare, save in the job folder *work_dir*; nothing sent. The
     text ends with the requests an update would send (and the plan saved holds only them)."""
     previous = load_previous(previous_path)
     check_new_job(previous, work_dir)
     result = preview(planned, previous, regenerate_trimmed=regenerate_trimmed)
-    stretches = plan_stretches(planned.plan, result.plan, limits)
+    stretches = plan_stretches(planned.plan, result.plan, limits, min_frames=min_frames)
     result = replace(result, text="\n".join(
         [result.text, requests_text(stretches, planned.plan)]))
     job = Job(work_dir)

@@ -32,27 +32,41 @@ class Stretch:
 
     id: str  # g01, g02 ... in timeline order
     generate: GenerateRange
-    plan: ScorePlan  # range = the requested span, handles included
+    plan: ScorePlan  # range = the requested span, handles included; its own scenes (s001...)
+    requests: list[PlannedRequest]  # plan's requests, videos naming the new cut's scenes
 
     @property
     def span(self) -> tuple[int, int]:
         return self.plan.range.start, self.plan.range.end
-
-    @property
-    def requests(self) -> list[PlannedRequest]:
-        return self.plan.requests
 
 
 def _scenes_in(plan: ScorePlan, lo: int, hi: int) -> list[str]:
     return [s.id for s in plan.scenes if s.range.start < hi and s.range.end > lo]
 
 
-def plan_stretches(plan: ScorePlan, recut: RecutPlan, limits: PlanLimits) -> list[Stretch]:
-    """The requests for every stretch *recut* generates (see the module docstring)."""
+def _widen(recut: RecutPlan, g: GenerateRange, min_frames: int) -> tuple[int, int]:
+    """The span asked for: the stretch and its handles, reaching further into the kept music on
+    both sides (half each, as far as the kept neighbours go) when shorter than *min_frames*."""
+    lo, hi = g.new_start - g.handle_before, g.new_end + g.handle_after
+    short = min_frames - (hi - lo)
+    if short <= 0:
+        return lo, hi
+    before = next((k.new_start for k in recut.kept if k.new_end == g.new_start), lo)
+    after = next((k.new_end for k in recut.kept if k.new_start == g.new_end), hi)
+    grow_lo = min(lo - before, max(short // 2, short - (after - hi)))
+    grow_hi = min(after - hi, short - grow_lo)
+    return lo - grow_lo, hi + grow_hi
+
+
+def plan_stretches(plan: ScorePlan, recut: RecutPlan, limits: PlanLimits, *,
+                   min_frames: int = 0) -> list[Stretch]:
+    """The requests for every stretch *recut* generates (see the module docstring); a request
+    shorter than *min_frames* (a composition plan's shortest section) reaches further into the
+    kept music for context, its crossfades staying in the handles."""
     rate = plan.fraction_rate
     out: list[Stretch] = []
     for i, g in enumerate(recut.generate, 1):
-        lo, hi = g.new_start - g.handle_before, g.new_end + g.handle_after
+        lo, hi = _widen(recut, g, min_frames)
         cuts = sorted({lo, hi, g.new_start, g.new_end}
                       | {s.range.start for s in plan.scenes if lo < s.range.start < hi})
         scenes = [SceneCut(a, b, "") for a, b in zip(cuts, cuts[1:]) if b > a]
@@ -63,10 +77,13 @@ def plan_stretches(plan: ScorePlan, recut: RecutPlan, limits: PlanLimits) -> lis
             source=plan.source, adapter=plan.adapter, timeline_name=plan.timeline_name,
             clip_audio=plan.encode.audio, drop_frame=plan.drop_frame)
         sid = f"g{i:02d}"
-        requests = [r.model_copy(update={"id": f"{sid}{r.id}", "videos": [
-            v.model_copy(update={"id": f"{sid}{v.id}", "scene_ids": _scenes_in(plan, v.range.start, v.range.end)})
-            for v in r.videos]}) for r in sub.requests]
-        out.append(Stretch(sid, g, sub.model_copy(update={"requests": requests})))
+        renamed = [r.model_copy(update={"id": f"{sid}{r.id}", "videos": [
+            v.model_copy(update={"id": f"{sid}{v.id}"}) for v in r.videos]})
+            for r in sub.requests]
+        requests = [r.model_copy(update={"videos": [
+            v.model_copy(update={"scene_ids": _scenes_in(plan, v.range.start, v.range.end)})
+            for v in r.videos]}) for r in renamed]
+        out.append(Stretch(sid, g, sub.model_copy(update={"requests": renamed}), requests))
     return out
 
 

@@ -41,6 +41,7 @@ from reelscore.fsutil import sha256_file
 from reelscore.job import MANIFEST_NAME, Job, RecutBasis
 from reelscore.providers import Provider, ProviderConfig, make_provider
 from reelscore.recut import fingerprint
+from reelscore.recut_compose import compose_stretches, min_compose_frames
 from reelscore.recut_generate import (
     GenerateFn,
     LevelMatch,
@@ -142,11 +143,11 @@ def update_from_previous(
     check_new_job(previous, work_dir)
     result = preview(planned, previous, regenerate_trimmed=settings.regenerate_trimmed)
     recut, plan, basis = result.plan, planned.plan, previous.basis
-    stretches = plan_stretches(plan, recut, settings.limits())
-    if stretches and settings.method == "compose":
-        raise InputError("an update that needs new music cannot use --method compose in this "
-                         f"version ({cost_text(recut)})",
-                         hint="update with --method video (the default)")
+    compose = settings.method == "compose"
+    stretches = plan_stretches(plan, recut, settings.limits(), min_frames=min_compose_frames(
+        plan.fraction_rate) if compose else 0)
+    if stretches and compose:  # composition plans, nothing rendered
+        generate = compose_stretches(plan, stretches, settings)
     old, sr = read_wav(Path(basis.music_wav))
     if sr != recut.sample_rate:
         raise InputError(f"the previous score's music {basis.music_wav!r} is at {sr} Hz, "
