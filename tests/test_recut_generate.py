@@ -283,3 +283,25 @@ def test_compose_update_composes_only_the_new_stretches(tmp_path, sources, first
     [req] = read_composition((job / "composition.json").read_text(), "composition.json").requests
     assert sum(v.duration_ms for v in sections_of(req.composition_plan)) == 3000
     assert not list((job / "clips").glob("*.mp4"))  # nothing rendered
+
+
+def test_compose_update_at_the_service(tmp_path, sources, service_server, monkeypatch) -> None:
+    """The composition plan of a stretch passes the contract server's strict /v1/music check;
+    nothing goes to video-to-music for the update."""
+    from tests import contract_music
+
+    contract = service_server
+    monkeypatch.setenv("ELEVENLABS_API_KEY", TEST_KEY)
+    service = ("--provider", "elevenlabs", "--base-url", contract.url, "--scenes", "cuts",
+               "--min-scene", "0.5")
+    old = write_cut(tmp_path / "v1.otio", sources, [A, B, C])
+    first = tmp_path / "v1_scored.otio"
+    code, text = cli("score", str(old), "-o", str(first), *service)
+    assert code == 0, text
+    videos = len(contract.state.requests_to(V2M))
+    out, m, text = update(tmp_path, sources, first, "insert", "--method", "compose",
+                          args=service)
+    [sent] = contract.state.requests_to("/v1/music")
+    assert contract_music.validate(sent.json)[0] == []
+    assert len(contract.state.requests_to(V2M)) == videos
+    check_update(tmp_path / "v1_scored.otio.reelscore", out, m, "insert", spans=[(24, 96)])
