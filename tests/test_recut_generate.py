@@ -34,7 +34,10 @@ CASES = {
     "extend": ([A, ("B", 2, 54), ("C", 30, 96)], [(48, 66), (162, 198)], [(36, 78), (150, 198)],
                [(0, 0, 36), (78, 60, 72)], [48, 66, 162]),
     "mixed": ([C, D, A], [(60, 84)], [(48, 96)], [(0, 84, 48), (96, 12, 36)], [60, 84]),
+    # C's head trimmed by 12, with --regenerate-trimmed: C is generated afresh
+    "regen": ([A, B, ("C", 42, 48)], [(84, 132)], [(72, 132)], [(0, 0, 72)], [84]),
 }
+UPDATES = ["insert", "extend", "mixed"]
 MAX_JUMP_DB = 3.0  # level across a join, half a second each side (unmatched: ~5 dB here)
 MAX_DIP_DB = 10.0  # no 50 ms window near a join this far under the quieter side
 
@@ -145,7 +148,13 @@ def test_dry_run_lists_exactly_what_an_update_sends(tmp_path, sources, first) ->
     assert "sent 1 request(s), 2.00 s with handles (a full rescore: 7.00 s)" in text
 
 
-@pytest.mark.parametrize("name", list(CASES))
+def test_regenerate_trimmed_generates_the_trimmed_scene(tmp_path, sources, first) -> None:
+    out, m, _ = update(tmp_path, sources, first, "regen", "--regenerate-trimmed")
+    assert m["recut"]["generated"][0]["reasons"] == ["new"]
+    check_update(tmp_path / "v1_scored.otio.reelscore", out, m, "regen")
+
+
+@pytest.mark.parametrize("name", UPDATES)
 def test_offline_update_generates_only_the_new_stretches(tmp_path, sources, first,
                                                         name) -> None:
     out, m, text = update(tmp_path, sources, first, name)
