@@ -105,8 +105,6 @@ def assemble(old: np.ndarray, old_first_sample: int, recut: RecutPlan, new_range
     return out
 
 
-
-
 def _lineage(previous: Previous, recut: RecutPlan, stretches: list[Stretch],
              levels: list[LevelMatch]) -> dict[str, Any]:
     """The manifest's ``recut`` section (docs/manifest.md)."""
