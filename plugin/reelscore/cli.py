@@ -29,7 +29,7 @@ from reelscore.resolve.cli import app as resolve_app
 
 if TYPE_CHECKING:
     from reelscore.plan import ScorePlan
-    from reelscore.settings import ScoreSettings
+    from reelscore.settings import BuiltSettings, ScoreSettings
 
 app = typer.Typer(
     name="reelscore",
@@ -170,10 +170,10 @@ def score(
             method=method, composition=composition, brief=brief,
             previous=previous, regenerate_trimmed=regenerate_trimmed)
         built = build_settings(load_config(config, profile), values,
-                               load_key=not dry_run and previous is None)  # recut: no request
+                               load_key=not dry_run)
         settings = built.settings
         if settings.previous is not None:
-            _recut(input, output, work_dir, settings, dry_run=dry_run, force=force,
+            _recut(input, output, work_dir, built, dry_run=dry_run, force=force,
                    as_json=as_json)
             return
         if dry_run:
@@ -202,36 +202,43 @@ def score(
     run_command(debug, body)
 
 
-def _recut(input: Path, output: Path, work_dir: Path | None, settings: ScoreSettings, *,
+def _recut(input: Path, output: Path, work_dir: Path | None, built: BuiltSettings, *,
            dry_run: bool, force: bool, as_json: bool) -> None:
     """``score --previous OLD``: the change list and cost (``--dry-run``), or the update."""
-    from reelscore.pipeline import default_work_dir, plan_edit
+    from reelscore.pipeline import default_work_dir, plan_edit, score_file
+    from reelscore.recut_compose import min_compose_frames
     from reelscore.recut_previous import recut_dry_run
-    from reelscore.recut_update import update_from_previous
     from reelscore.timecode import exact_rate
     from reelscore.timeline import load_edit
-    from reelscore.writeback import check_output_path
 
+    settings = built.settings
     assert settings.previous is not None
     if not dry_run:
-        check_output_path(output, force=force, inputs=[input])
+        with RichProgress(err) as progress:
+            scored = score_file(input, output, settings, work_dir=work_dir, force=force,
+                                provider_config=built.provider_config, progress=progress)
+        s = scored.summary
+        if as_json:
+            out.print_json(json.dumps({k: v for k, v in s.items() if k != "change_list"}))
+            return
+        typer.echo(s["change_list"])
+        sent = (f"sent {s['requests']} request(s), {s['sent_seconds']:.2f} s with handles "
+                f"(a full rescore: {s['full_rescore_seconds']:.2f} s)" if s["requests"]
+                else "nothing sent")
+        typer.echo(f"kept {s['kept_seconds']:.2f} s of the previous score, {sent}; "
+                   f"{s['integrated_lufs']:.2f} LUFS, true peak "
+                   f"{s['true_peak_dbtp']:.2f} dBTP (gain {s['recut_gain_db']:+.2f} dB)")
+        typer.echo(f"wrote {output} (track {settings.track_name!r} -> {s['music_wav']})")
+        typer.echo(f"manifest: {s['manifest']}")
+        return
     loaded = load_edit(input, rate=exact_rate(settings.rate) if settings.rate else None)
     planned = plan_edit(loaded, settings)
     job_dir = work_dir or default_work_dir(output)
-    if not dry_run:
-        summary = update_from_previous(planned, settings.previous, output, job_dir, settings)
-        if as_json:
-            out.print_json(json.dumps(summary))
-            return
-        typer.echo(summary["change_list"])
-        typer.echo(f"kept {summary['kept_seconds']:.2f} s of the previous score, nothing sent; "
-                   f"{summary['integrated_lufs']:.2f} LUFS, true peak "
-                   f"{summary['true_peak_dbtp']:.2f} dBTP (gain {summary['recut_gain_db']:+.2f} dB)")
-        typer.echo(f"wrote {output} (track {settings.track_name!r} -> {summary['music_wav']})")
-        typer.echo(f"manifest: {summary['manifest']}")
-        return
     result, folder = recut_dry_run(planned, settings.previous, job_dir,
-                                   regenerate_trimmed=settings.regenerate_trimmed)
+                                   regenerate_trimmed=settings.regenerate_trimmed,
+                                   limits=settings.limits(), min_frames=min_compose_frames(
+                                       planned.plan.fraction_rate)
+                                   if settings.method == "compose" else 0)
     if as_json:
         out.print_json(json.dumps({"changes": result.changes.model_dump(mode="json"),
                                    "cost": result.plan.cost.model_dump(mode="json"),

@@ -108,6 +108,10 @@ HOOK_KEYS: dict[str, str] = {
     "cuesheet.episode": "episode number or name",
     "cuesheet.production": "production number or company",
     "cuesheet.usage": "cue usage code: BI (default), BV, VI, VV, MT, ET",
+    # --previous (issue 14)
+    "previous": "the previous scored edit or its job folder: update that score for this cut "
+                "(kept music copied, only new stretches generated)",
+    "regenerate_trimmed": "true: with previous, generate trimmed scenes afresh",
 }
 _LISTS = {"tags": ",", "media_root": os.pathsep}
 _RUN_ONLY = ("config", "profile", "work_dir", "source", "range")

@@ -55,7 +55,7 @@ ALLOW_REMOTE_MEDIA = typer.Option(None, "--allow-remote-media/--no-allow-remote-
 REFERENCE = typer.Option(None, "--reference", help="cut every scene from this flattened movie of the edit instead of the sources (fast; sources may be offline)")
 REFERENCE_START = typer.Option(None, "--reference-start", help="record timecode of the reference movie's first frame (default: its own timecode, else 00:00:00:00)")
 # Recut: update a previous score for a new version of the cut (per edit, never a site setting)
-PREVIOUS = typer.Option(None, "--previous", help="the previous scored edit (or its job folder): with --dry-run, print the change list and what an update would keep and generate")
+PREVIOUS = typer.Option(None, "--previous", help="the previous scored edit (or its job folder): update its score for this cut, keeping the music of what did not change and generating only the new stretches (--dry-run: print the change list and what would be sent)")
 REGENERATE_TRIMMED = typer.Option(None, "--regenerate-trimmed", help="with --previous: count trimmed scenes as new (generate them afresh)")
 JSON = typer.Option(False, "--json", help="print the result as JSON")
 DEBUG = typer.Option(False, "--debug", help="show tracebacks and every library's logs")

@@ -9,6 +9,9 @@ handed to the generation pool as soon as its clips exist, so request k+1 renders
 uploads and generates; up to ``settings.concurrency`` requests are at the service at once. The
 answers are joined in plan order, whatever order they arrive in.
 
+With ``settings.previous`` the run is an update of that score: kept music is copied from it and
+only the new stretches are rendered and sent (``reelscore.recut_update``).
+
 Resume: rerunning with the same job folder reuses every clip whose cache key and sha256 still
 match and every provider response already stored; a request that was sent but whose response was
 not stored is never sent again without ``resubmit`` (it may have been charged).
@@ -142,6 +145,15 @@ def score_timeline(
     if work_dir is None:
         work_dir = (default_work_dir(output_path) if output_path is not None
                     else Path.cwd() / f"{safe_name(loaded.timeline.name or 'score')}.reelscore")
+    if settings.previous is not None:  # an update of a previous score (reelscore.recut_update)
+        from reelscore.recut_update import update_from_previous
+
+        progress.stage("plan")
+        return update_from_previous(
+            plan_edit(loaded, settings, check_media=settings.method != "compose"),
+            settings.previous, output_path, work_dir, settings,
+            generate=_render_and_generate, renderer=renderer, provider=provider,
+            provider_config=provider_config, progress=progress)
     job = Job(work_dir)
     with job.locked():
         job.open()

@@ -8,7 +8,8 @@ WAV must exist with the recorded sha256.
 
 :func:`recut_dry_run` matches the new cut against it (:func:`reelscore.recut.match_cuts`), lays out
 kept and to-generate stretches (:func:`reelscore.recut_keep.kept_ranges`, handles of the plan's
-crossfade) and saves ``recut/changes.json``, ``recut/changes.txt`` and ``recut/plan.json`` in the
+crossfade), lists the requests an update would send (:mod:`reelscore.recut_requests`) and saves
+``recut/changes.json``, ``recut/changes.txt`` and ``recut/plan.json`` in the
 new job folder. Nothing is rendered or sent.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import opentimelineio as otio
@@ -24,8 +25,10 @@ import opentimelineio as otio
 from reelscore.errors import InputError
 from reelscore.fsutil import atomic_write_text, sha256_file
 from reelscore.job import MANIFEST_NAME, Job, RecutBasis, read_recut_basis
+from reelscore.plan import PlanLimits
 from reelscore.recut import ChangeList, fingerprint, match_cuts
 from reelscore.recut_keep import RecutPlan, change_list_text, cost_text, kept_ranges
+from reelscore.recut_requests import job_plan, plan_stretches, requests_text
 from reelscore.steps.planning import PlannedEdit
 
 AFRESH = "score the new cut afresh (without --previous)"
@@ -150,14 +153,19 @@ def check_new_job(previous: Previous, work_dir: Path) -> None:
 
 
 def recut_dry_run(planned: PlannedEdit, previous_path: Path, work_dir: Path, *,
-                  regenerate_trimmed: bool) -> tuple[RecutPreview, Path]:
-    """Load the previous job, compare, save in the job folder *work_dir*; nothing sent."""
+                  regenerate_trimmed: bool, limits: PlanLimits,
+                  min_frames: int = 0) -> tuple[RecutPreview, Path]:
+    """Load the previous job, compare, save in the job folder *work_dir*; nothing sent. The
+    text ends with the requests an update would send (and the plan saved holds only them)."""
     previous = load_previous(previous_path)
     check_new_job(previous, work_dir)
     result = preview(planned, previous, regenerate_trimmed=regenerate_trimmed)
+    stretches = plan_stretches(planned.plan, result.plan, limits, min_frames=min_frames)
+    result = replace(result, text="\n".join(
+        [result.text, requests_text(stretches, planned.plan)]))
     job = Job(work_dir)
     with job.locked():
         job.open()
-        job.set("plan", planned.plan.model_dump(mode="json"), save=False)
+        job.set("plan", job_plan(planned.plan, stretches).model_dump(mode="json"), save=False)
         folder = save_preview(job, previous, result)
     return result, folder

@@ -58,12 +58,14 @@ class KeptStretch(_Entry):
 
 
 class GeneratedStretch(_Entry):
-    """Music a recut generated anew: the request and the new stack frames it covers (when the
-    entry names no range, the plan's range of the request)."""
+    """Music a recut generated anew: the stretch (or request) id, the new stack frames it covers
+    without its handles (when the entry names no range, the plan's range of the request), and the
+    requests that made it (none named: the id is the request)."""
 
     id: str
     new_start: int | None = None
     new_end: int | None = None
+    requests: list[str] = Field(default_factory=list)
 
 
 class RecutLineage(_Entry):
@@ -72,7 +74,12 @@ class RecutLineage(_Entry):
     dry_run: bool = False
     kept: list[KeptStretch] = Field(default_factory=list)
     requests: list[GeneratedStretch | str] = Field(default_factory=list)
+    stretches: list[GeneratedStretch] = Field(default_factory=list, alias="generated")
 
     def generated(self) -> list[GeneratedStretch]:
+        """The generated stretches (``generated[]``, written by updates that send requests), else
+        one per entry of ``requests``."""
+        if self.stretches:
+            return list(self.stretches)
         return [r if isinstance(r, GeneratedStretch) else GeneratedStretch(id=r)
                 for r in self.requests]

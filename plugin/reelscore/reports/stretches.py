@@ -36,12 +36,14 @@ def stretches_of(job: JobFolder) -> list[Stretch]:
     if recut is not None and not recut.dry_run:
         found += [Stretch(k.new_start, k.new_end, kept=k) for k in recut.kept]
         for g in recut.generated():
-            rec = job.requests.get(g.id)
-            if rec is None or rec.status != "done" or (g.new_start is None and g.id not in ranges):
+            made_by = g.requests or [g.id]
+            recs = [job.requests.get(rid) for rid in made_by]
+            if (any(rec is None or rec.status != "done" for rec in recs)
+                    or (g.new_start is None and g.id not in ranges)):
                 continue
             start, end = ranges.get(g.id, (0, 0))
             found.append(Stretch(start if g.new_start is None else g.new_start,
-                                 end if g.new_end is None else g.new_end, [g.id]))
+                                 end if g.new_end is None else g.new_end, made_by))
         found.sort(key=lambda s: s.start)
     else:
         for req in plan.requests:

@@ -109,6 +109,8 @@ def score(
     method: str | None = opt.METHOD,
     composition: Path | None = opt.COMPOSITION,
     brief: Path | None = opt.BRIEF,
+    previous: Path | None = opt.PREVIOUS,
+    regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score the current Resolve timeline and place the music on a new audio track."""
@@ -134,7 +136,8 @@ def score(
             markers=markers, resubmit=resubmit, workers=workers, concurrency=concurrency,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             max_retries=max_retries, allow_insecure=allow_insecure,
-            method=method, composition=composition, brief=brief)
+            method=method, composition=composition, brief=brief,
+            previous=previous, regenerate_trimmed=regenerate_trimmed)
         built = build_settings(load_config(config, profile), values)
         options = ResolveRunOptions(
             timeline_name=timeline, use_marks=range_ == "marks",

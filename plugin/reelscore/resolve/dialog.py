@@ -6,7 +6,9 @@ the external scripting connection (when Resolve's Python cannot import reelscore
 
 The dialog asks for what an editor changes per run: scene policy, description, tags, provider,
 the provider's base URL (the proxy route, data residency), loudness preset and target, range
-(whole timeline or in/out marks), render route and scene markers. Its fields start at the values of
+(whole timeline or in/out marks), render route and scene markers; when the timeline already carries
+a reelscore score (:mod:`reelscore.resolve.previous`), whether to update that score for this
+version of the cut (``--previous``). Its fields start at the values of
 the configuration files (``reelscore.config``; ``$REELSCORE_CONFIG`` and ``$REELSCORE_PROFILE``
 choose a file and a profile), and every other setting comes from those files; the settings are
 built by the same function as every front end (``reelscore.settings.build_settings``).
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, get_args
 
 from reelscore.config import (
@@ -65,6 +67,10 @@ class DialogValues:
     markers: bool = False
     base_url: str = ""
     loudness: LoudnessPreset = DEFAULT_LOUDNESS
+    # issue 14: the job of the reelscore score already on the timeline ("" = none), and whether
+    # to update that score for this version of the cut instead of scoring afresh
+    previous: str = ""
+    update_previous: bool = False
 
     @property
     def shown_lufs(self) -> float:
@@ -120,6 +126,7 @@ def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | No
         _row(ui, "Render", _combo(ui, "Render", RENDERS, RENDERS[RENDER_KEYS.index(d.render)])),
         ui.CheckBox({"ID": "Markers", "Text": "Add a marker at each scene", "Checked": d.markers,
                      "Weight": 0}),
+        *_previous_rows(ui, d),
         ui.Label({"ID": "Status", "Text": "Ready.", "Weight": 0}),
         ui.TextEdit({"ID": "Log", "ReadOnly": True, "PlainText": ""}),
         ui.HGroup({"Weight": 0}, [
@@ -132,6 +139,17 @@ def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | No
          "Geometry": [200, 150, 620, 640]},
         content,
     )
+
+
+def _previous_rows(ui: Any, d: DialogValues) -> list[Any]:
+    """Offered only when the timeline already carries a reelscore score (resolve.previous)."""
+    if not d.previous:
+        return []
+    return [ui.CheckBox({"ID": "UpdatePrevious", "Checked": d.update_previous, "Weight": 0,
+                         "Text": "Update the score from the previous version (keep its music "
+                                 "where the picture did not change; generate only the new "
+                                 "stretches)"}),
+            ui.Label({"ID": "PreviousJob", "Text": d.previous, "Weight": 0, "WordWrap": True})]
 
 
 def read_values(win: Any) -> DialogValues:
@@ -158,6 +176,9 @@ def read_values(win: Any) -> DialogValues:
         markers=bool(items["Markers"].Checked),
         base_url=str(items["BaseUrl"].Text or "").strip(),
         loudness=loudness,
+        previous=str(items["PreviousJob"].Text) if "PreviousJob" in items else "",
+        update_previous=bool(items["UpdatePrevious"].Checked) if "UpdatePrevious" in items
+        else False,
     )
 
 
@@ -216,6 +237,8 @@ def built_settings(values: DialogValues, config: EffectiveConfig | None = None) 
         changed["description"] = values.description or None
     if changed.get("base_url") == "":
         changed["base_url"] = None
+    if values.update_previous and values.previous:
+        changed["previous"] = values.previous
     return build_settings(config, front_end_values("dialog", **changed), origin="dialog",
                           default_provider="local")
 
@@ -258,8 +281,14 @@ def run_dialog(
     defaults: DialogValues | None = None,
 ) -> Any:
     """Build the dialog, wire its events and run its loop; returns the window (for tests)."""
+    from reelscore.resolve.previous import previous_score_job
+
     header = header_for(session)
-    win = build_dialog(ui, disp, header=header, defaults=defaults or dialog_defaults(load_config()))
+    defaults = defaults or dialog_defaults(load_config())
+    previous = previous_score_job(session.timeline(session.project()))
+    if previous is not None:
+        defaults = replace(defaults, previous=str(previous))
+    win = build_dialog(ui, disp, header=header, defaults=defaults)
     items = win.GetItems()
     progress_box: list[DialogProgress] = []
 
