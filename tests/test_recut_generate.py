@@ -10,6 +10,7 @@ written edit read back, and on a rerun that resumes without sending again.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -152,6 +153,18 @@ def test_regenerate_trimmed_generates_the_trimmed_scene(tmp_path, sources, first
     out, m, _ = update(tmp_path, sources, first, "regen", "--regenerate-trimmed")
     assert m["recut"]["generated"][0]["reasons"] == ["new"]
     check_update(tmp_path / "v1_scored.otio.reelscore", out, m, "regen")
+    # the update's cue sheet: one cue per kept and per generated stretch, the generated one over
+    # its own frames (handles excluded) and naming the request that made it
+    rows = list(csv.DictReader((tmp_path / "regen_scored.otio.reelscore" / "cues.csv")
+                               .read_text("utf-8").splitlines()))
+    rate = 24
+    spans = sorted([(k["new_start"], k["new_end"], "kept") for k in m["recut"]["kept"]]
+                   + [(g["new_start"], g["new_end"], ",".join(g["requests"]))
+                      for g in m["recut"]["generated"]])
+    assert len(rows) == len(spans)
+    for row, (a, b, made_by) in zip(rows, spans):
+        assert float(row["duration_seconds"]) == pytest.approx((b - a) / rate, abs=1e-3)
+        assert (made_by in row["requests"]) if made_by != "kept" else "kept" in row["lineage"]
 
 
 @pytest.mark.parametrize("name", UPDATES)
