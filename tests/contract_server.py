@@ -812,9 +812,11 @@ class Handler(BaseHTTPRequestHandler):
         if not 3000 <= length <= 600000:
             raise _Reply(422, detail_list(["body", "music_length_ms"],
                                           "Input should be between 3000 and 600000", "range"))
-        self._send(200, {"chunks": [{"text": doc["prompt"], "duration_ms": length,
-                                     "positive_styles": ["instrumental"],
-                                     "negative_styles": []}]})
+        model = doc.get("model_id", "music_v1")
+        if model not in MODELS:
+            raise _Reply(422, detail_list(["body", "model_id"], "Input should be one of "
+                                          + ", ".join(MODELS), "enum", model))
+        self._send(200, drafted_plan(length, model))
 
     def ms_plan(self, rec: LoggedRequest, fault: Fault | None) -> None:
         """The proxy's ``POST /eleven/plan``: free, asynchronous like every proxy call."""
@@ -825,7 +827,19 @@ class Handler(BaseHTTPRequestHandler):
         self._status_fault(fault)
         if not isinstance(doc, dict) or not isinstance(doc.get("prompt"), str):
             raise _Reply(400, {"code": 400, "message": "prompt must be a string"})
-        self._send(200, {"taskId": f"plan-{len(st.log)}"})
+        extra = sorted(set(doc) - {"prompt", "musicLengthMs", "model", "sourceCompositionPlan"})
+        if extra:
+            raise _Reply(400, {"code": 400, "message": f"property {extra[0]} should not exist"})
+        length = doc.get("musicLengthMs", 30000)
+        if not isinstance(length, int) or not 3000 <= length <= 600000:
+            raise _Reply(400, {"code": 400, "message": "musicLengthMs must be 3000-600000"})
+        if doc.get("model", "music_v1") != "music_v1":
+            raise _Reply(400, {"code": 400, "message": "model must be one of: music_v1"})
+        tid = f"plan-{uuid.uuid4().hex[:12]}"
+        with st.lock:
+            st.tasks[tid] = {"created": time.time(), "fault": None, "kind": "plan",
+                             "result": {"compositionPlan": drafted_plan(length, "music_v1")}}
+        self._send(200, {"taskId": tid})
 
     def _json_body(self, rec: LoggedRequest) -> Any:
         n = self._length()
@@ -919,7 +933,9 @@ class Handler(BaseHTTPRequestHandler):
         out = {"taskId": tid, "status": status, "result": None, "errorMessage": msg,
                "errorCode": code, "createdAt": int(task["created"] * 1000),
                "finishedAt": None, "traceId": "trace-" + tid}
-        if status == "completed":
+        if status == "completed" and task.get("kind") == "plan":
+            out["result"] = task["result"]
+        elif status == "completed":
             out["result"] = {"audioUrl": f"{st.public_base}/files/{task['file']}",
                              "songId": "song-" + tid}
         if status in ("completed", "failed", "cancelled", "timeout"):
@@ -940,6 +956,22 @@ class Handler(BaseHTTPRequestHandler):
         if f is not None and f.kind == "task":
             return f.task_status, None, f.error_code, f.error_message
         return "completed", None, None, None
+
+
+def drafted_plan(length_ms: int, model: str) -> dict[str, Any]:
+    """What the plan endpoints draft here: one section per started 7 s (1-4), even durations
+    adding up to *length_ms*, styles "drafted N" (v1: named "Drafted N", a global style)."""
+    n = max(1, min(4, length_ms // 7000))
+    durations = [length_ms // n] * (n - 1) + [length_ms - (length_ms // n) * (n - 1)]
+    if model == "music_v1":
+        return {"positive_global_styles": ["drafted global"], "negative_global_styles": [],
+                "sections": [{"section_name": f"Drafted {i + 1}",
+                              "positive_local_styles": [f"drafted {i + 1}"],
+                              "negative_local_styles": [f"not {i + 1}"], "duration_ms": d,
+                              "lines": []} for i, d in enumerate(durations)]}
+    return {"chunks": [{"text": f"[Drafted {i + 1}]", "duration_ms": d,
+                        "positive_styles": [f"drafted {i + 1}"], "negative_styles": [f"not {i + 1}"]}
+                       for i, d in enumerate(durations)]}
 
 
 class ContractServer(ThreadingHTTPServer):

@@ -100,6 +100,7 @@ HOOK_KEYS: dict[str, str] = {
     "method": "video (default) | compose: a composition plan built from the cut, one section per scene",
     "composition": "a reviewed composition plan file to compose from (checked against the edit)",
     "brief": "per-scene brief for method compose (CSV or TOML)",
+    "draft_plan": "true: the service's free plan endpoint drafts the styles (method compose)",
 }
 _LISTS = {"tags": ",", "media_root": os.pathsep}
 _RUN_ONLY = ("config", "profile", "work_dir", "source", "range")

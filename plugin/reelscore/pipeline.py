@@ -30,6 +30,7 @@ from reelscore.providers import GeneratedAudio, Provider, ProviderConfig, make_p
 from reelscore.recut import fingerprint
 from reelscore.render import FFmpegRenderer, Renderer
 from reelscore.settings import NoProgress, ProgressSink, RequestState, ScoreSettings
+from reelscore.steps.drafting import check_draft_settings
 from reelscore.steps.finishing import ScoreResult, finish, safe_name
 from reelscore.steps.generation import GenerationPool, Outgoing, prepare, send
 from reelscore.steps.planning import PlannedEdit, default_renderer, plan_edit
@@ -142,6 +143,9 @@ def score_timeline(
     if work_dir is None:
         work_dir = (default_work_dir(output_path) if output_path is not None
                     else Path.cwd() / f"{safe_name(loaded.timeline.name or 'score')}.reelscore")
+    if settings.draft_plan:  # refused before the job folder is touched
+        provider = provider or make_provider(settings.provider, provider_config)
+    check_draft_settings(settings, provider)
     job = Job(work_dir)
     with job.locked():
         job.open()
@@ -160,7 +164,7 @@ def score_timeline(
             from reelscore.steps.composing import compose_all
 
             provider = provider or make_provider(settings.provider, provider_config)
-            provider.preflight()
+            provider.preflight_compose()
             answers = compose_all(plan, job, provider, settings, progress)
             return finish(loaded, plan, job, answers, settings, progress,
                           provider_name=provider.name, output_path=output_path)

@@ -109,6 +109,7 @@ def score(
     method: str | None = opt.METHOD,
     composition: Path | None = opt.COMPOSITION,
     brief: Path | None = opt.BRIEF,
+    draft_plan: bool | None = opt.DRAFT_PLAN,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score the current Resolve timeline and place the music on a new audio track."""
@@ -134,7 +135,7 @@ def score(
             markers=markers, resubmit=resubmit, workers=workers, concurrency=concurrency,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             max_retries=max_retries, allow_insecure=allow_insecure,
-            method=method, composition=composition, brief=brief)
+            method=method, composition=composition, brief=brief, draft_plan=draft_plan)
         built = build_settings(load_config(config, profile), values)
         options = ResolveRunOptions(
             timeline_name=timeline, use_marks=range_ == "marks",

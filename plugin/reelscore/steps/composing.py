@@ -8,6 +8,7 @@ refused before any request. ``compose_all`` sends each plan through the generati
 (``decide``/``send``/``GenerationPool``): the request key holds the whole plan, so a stored
 answer is reused only for the same plan, and a request that may have been charged is never sent
 again without ``--resubmit``. The plans sent are kept in the job folder (``composition.json``).
+With ``--draft-plan`` the styles are drafted first (``reelscore.steps.drafting``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from reelscore.musicplan import plan_model, sections_of
 from reelscore.plan import ScorePlan
 from reelscore.providers import ComposeRequest, GeneratedAudio, Provider
 from reelscore.settings import ProgressSink, RequestState, ScoreSettings
+from reelscore.steps.drafting import DRAFTS_FILE, draft_composition, read_drafts, write_drafts
 from reelscore.steps.generation import GenerationPool, Outgoing, decide, send
 
 DEFAULT_MODEL = "music_v2"
@@ -85,12 +87,24 @@ def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSe
                 progress: ProgressSink) -> dict[str, GeneratedAudio]:
     """Compose every request's plan, reusing stored answers; answers in plan order."""
     file = composition_for(plan, settings)
+    drafted: dict[str, object] | None = None
+    if settings.draft_plan:
+        progress.stage("draft plan", len(file.requests))
+        file, drafts, reused = draft_composition(
+            file, provider, stored=read_drafts(job.dir / DRAFTS_FILE),
+            on_event=lambda name, data: job.event(f"draft_{name}", data, save=False))
+        write_drafts(job.dir / DRAFTS_FILE, drafts)
+        drafted = {"file": DRAFTS_FILE, "provider": drafts.provider,
+                   "requests": len(drafts.requests), "reused": reused}
+        if reused:
+            progress.note(f"reusing {reused} drafted plan(s) of an earlier run (same cut, same brief)")
     write_composition(job.dir / "composition.json", file)
     job.set("composition", {"file": "composition.json", "source": str(settings.composition)
                             if settings.composition else "built from the cut",
                             "requests": [{"id": r.id, "model_id": r.model_id,
                                           "sections": len(sections_of(r.composition_plan))}
-                                         for r in file.requests]})
+                                         for r in file.requests],
+                            **({"drafted": drafted} if drafted else {})})
     progress.stage("generate", len(file.requests))
     results: dict[str, GeneratedAudio] = {}
     lock = threading.Lock()
