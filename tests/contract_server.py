@@ -65,6 +65,11 @@ BOOL_FIELDS = ("sign_with_c2pa", "add_sfx", "separate_tracks", "use_audio_as_ref
 TEXT_FIELDS = ("description", "model_id")
 MODELS = ("music_v1", "music_v2", "music_v2_5")
 MAX_VIDEOS = 10
+# The proxy's /eleven/music body (reference §11) -> the /v1/music field it stands for ("" = none).
+MS_COMPOSE = {"prompt": "", "compositionPlan": "composition_plan", "musicLengthMs": "",
+              "model": "", "detailed": "", "seed": "seed", "forceInstrumental": "",
+              "respectSectionsDurations": "respect_sections_durations", "outputFormat": "",
+              "storeForInpainting": "store_for_inpainting", "signWithC2pa": "sign_with_c2pa"}
 MAX_BYTES = 200 * 1000 * 1000
 MAX_SECONDS = 600.0
 
@@ -557,6 +562,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.el_compose
         if path == "/eleven/plan":
             return self.ms_plan
+        if path == "/eleven/music":
+            return self.ms_compose
         if path.startswith("/files/"):
             return self.get_file
         return None
@@ -839,6 +846,55 @@ class Handler(BaseHTTPRequestHandler):
         with st.lock:
             st.tasks[tid] = {"created": time.time(), "fault": None, "kind": "plan",
                              "result": {"compositionPlan": drafted_plan(length, "music_v1")}}
+        self._send(200, {"taskId": tid})
+
+    def ms_compose(self, rec: LoggedRequest, fault: Fault | None) -> None:
+        """The proxy's ``POST /eleven/music`` from a plan (reference §11): camelCase body,
+        ``compositionPlan`` a v1 MusicPrompt in snake_case validated as ``/v1/music`` validates it,
+        ``model`` music_v1 only; prompt-only fields refused with a plan. A task whose audio has a
+        tone per section (tone_of(i)), each exactly its ``duration_ms``."""
+        st = self.state
+        doc = self._json_body(rec)
+        if self.headers.get("Authorization") != f"Bearer {st.mountsea_key}":
+            raise _Reply(401, {"code": 401, "message": "Unauthorized"})
+        if "json" not in self.headers.get("Content-Type", ""):
+            raise _Reply(415, {"code": 415, "message": "Content-Type must be application/json"})
+        self._status_fault(fault)
+        if not isinstance(doc, dict):
+            raise _Reply(400, {"code": 400, "message": "body must be an object"})
+        extra = sorted(set(doc) - set(MS_COMPOSE))
+        if extra:
+            raise _Reply(400, {"code": 400, "message": f"property {extra[0]} should not exist"})
+        if "compositionPlan" not in doc:
+            raise _Reply(400, {"code": 400, "message": "this server composes from plans only"})
+        for k in ("prompt", "musicLengthMs", "forceInstrumental"):
+            if k in doc:
+                raise _Reply(400, {"code": 400, "message": f"{k} cannot be used with "
+                                   "compositionPlan"})
+        if doc.get("model", "music_v1") != "music_v1":
+            raise _Reply(400, {"code": 400, "message": "model must be one of: music_v1"})
+        fmt = doc.get("outputFormat", "mp3_44100_128")
+        if fmt not in OUTPUT_FORMATS:
+            raise _Reply(400, {"code": 400, "message": "outputFormat is invalid"})
+        inner = {MS_COMPOSE[k]: v for k, v in doc.items() if MS_COMPOSE[k]}
+        errors, durations = contract_music.validate({**inner, "model_id": "music_v1"})
+        if errors:
+            e = errors[0]
+            raise _Reply(400, {"code": 400, "message": f"{'.'.join(str(x) for x in e['loc'][1:])}: "
+                               f"{e['msg']}"})
+        rate = format_rate(fmt)
+        data = encode(synth([d / 1000 for d in durations], 0.0, rate, clicks=False), rate, fmt,
+                      pcm_wav=st.pcm_wav)
+        ctype = ("audio/wav" if fmt.startswith("pcm_") and st.pcm_wav
+                 else CONTENT_TYPES[fmt.split("_")[0]])
+        tid = "task_" + uuid.uuid4().hex[:12]
+        ext = {"audio/mpeg": "mp3", "audio/ogg": "ogg"}.get(ctype, "bin")
+        with st.lock:
+            st.files[f"{tid}.{ext}"] = (data, ctype)
+            st.charges += 1
+            st.tasks[tid] = {"created": time.time(), "fault": fault, "file": f"{tid}.{ext}",
+                             "durations": durations, "kind": "compose"}
+        rec.status = 200
         self._send(200, {"taskId": tid})
 
     def _json_body(self, rec: LoggedRequest) -> Any:

@@ -12,6 +12,10 @@ unless ``keep``). **Privacy:** anyone holding a presigned URL can fetch the clip
 Options: :class:`~reelscore.providers.options.MountseaOptions` (``uploader`` required,
 ``poll_interval_s`` 4, ``deadline_s`` 900, ``max_description`` 1000, retry and timeouts).
 
+``--method compose``: ``POST {base}/eleven/music`` with the v1 plan (``MountseaCompose``; the proxy
+takes ``music_v1`` only), then the same task flow; ``--draft-plan``: ``POST {base}/eleven/plan``
+(free), the drafted plan read from the finished task's result. Neither sends clips.
+
 Key: ``$REELSCORE_MOUNTSEA_KEY`` (or ``[mountsea] api_key`` in the credentials file, or the
 keyring). The proxy documents none of add_sfx / separate_tracks / use_audio_as_reference /
 model_id for video-to-music; asking for them is an error rather than a silent no-op.
