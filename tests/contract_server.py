@@ -234,7 +234,9 @@ class Fault:
     (answer *body* with content type *content_type*), ``empty`` (200 with no body), ``zip``
     (separate-tracks ZIP with *members* [(name, bytes | "music" | "sfx")]), ``task`` (the task
     ends with *task_status* / *error_code* / *error_message*), ``no_response`` (read the body,
-    then close without answering).
+    then close without answering), ``bad_plan`` (``/v1/music``: a plan with a style naming one of
+    the strings in *body* is refused 400 ``bad_composition_plan`` with those styles left out as
+    the suggestion).
     """
 
     kind: str
@@ -780,6 +782,13 @@ class Handler(BaseHTTPRequestHandler):
                            "type": "enum", "input": fmt})
         if errors:
             raise _Reply(422, {"detail": errors})
+        if (fault is not None and fault.kind == "bad_plan"
+                and contract_music.names_refused(doc["composition_plan"], fault.body)):
+            raise _Reply(400, {"detail": {
+                "status": "bad_composition_plan",
+                "message": "The composition plan names copyrighted material.",
+                "data": {"composition_plan_suggestion": contract_music.without_styles(
+                    doc["composition_plan"], fault.body)}}})
         rate = format_rate(fmt)
         samples = synth([d / 1000 for d in durations], 0.0, rate, clicks=False)
         data = encode(samples, rate, fmt, pcm_wav=st.pcm_wav)

@@ -13,8 +13,11 @@ With ``--draft-plan`` the styles are drafted first (``reelscore.steps.drafting``
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from reelscore.brief import parse_brief
 from reelscore.compose import (
@@ -25,10 +28,10 @@ from reelscore.compose import (
     read_composition,
 )
 from reelscore.composition_check import check_against_edit
-from reelscore.errors import InputError
+from reelscore.errors import InputError, PlanRejectedError
 from reelscore.fsutil import atomic_write_text
 from reelscore.job import Job
-from reelscore.musicplan import plan_model, sections_of
+from reelscore.musicplan import plan_kind, plan_model, sections_of
 from reelscore.plan import ScorePlan
 from reelscore.providers import ComposeRequest, GeneratedAudio, Provider
 from reelscore.settings import ProgressSink, RequestState, ScoreSettings
@@ -36,6 +39,8 @@ from reelscore.steps.drafting import DRAFTS_FILE, draft_composition, read_drafts
 from reelscore.steps.generation import GenerationPool, Outgoing, decide, send
 
 DEFAULT_MODEL = "music_v2"
+SUGGESTED = "composition.suggested.json"  # a bad_composition_plan answer's suggestion
+SUGGESTION_RAW = "composition.suggestion.raw.json"
 
 
 def _read(path: Path, what: str, flag: str) -> str:
@@ -83,6 +88,39 @@ def requests_of(file: CompositionFile, settings: ScoreSettings) -> list[ComposeR
             for r in file.requests]
 
 
+def keep_suggestion(exc: PlanRejectedError, file: CompositionFile, job: Job) -> PlanRejectedError:
+    """Save the service's suggested plan beside the job (``composition.suggested.json``, the
+    composition sent with the refused request's plan replaced, so ``--composition`` takes it)
+    and return the error naming it. A suggestion that is not a plan for the request's model is
+    saved as it came (``composition.suggestion.raw.json``) and said so."""
+    rid = exc.request_id or ""
+    req = next((r for r in file.requests if r.id == rid), None)
+    kind = plan_kind(req.model_id) if req is not None else None
+    try:
+        plan = kind.model_validate(exc.suggestion) if kind is not None else None
+    except ValidationError:
+        plan = None
+    if req is None or plan is None:
+        path = job.dir / SUGGESTION_RAW
+        atomic_write_text(path, json.dumps(exc.suggestion, indent=2) + "\n")
+        what = f"its suggestion is not a plan reelscore can send as it is; saved as it came in {path}"
+        hint = "copy what fits into a plan from `reelscore plan EDIT --composition FILE`, then pass --composition FILE"
+    else:
+        suggested = file.model_copy(update={"requests": [
+            r.model_copy(update={"composition_plan": plan}) if r.id == rid else r
+            for r in file.requests]})
+        path = job.dir / SUGGESTED
+        write_composition(path, suggested)
+        what = f"its suggested plan is saved in {path}"
+        hint = (f"review it and pass --composition {path} (it is checked against the edit "
+                "first: sections the suggestion moved off their cuts are named)")
+    job.set("composition_suggested", {"request": rid, "file": path.name})
+    out = PlanRejectedError(f"request {rid}: {exc.message}; {what}", suggestion=exc.suggestion,
+                            hint=hint, status_code=exc.status_code)
+    out.request_id = rid
+    return out
+
+
 def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSettings,
                 progress: ProgressSink) -> dict[str, GeneratedAudio]:
     """Compose every request's plan, reusing stored answers; answers in plan order."""
@@ -118,7 +156,14 @@ def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSe
         if value == "done":
             progress.advance("generate")
 
-    pool = GenerationPool(settings.concurrency, lambda out: send(out, job, provider, state), answered)
+    def send_one(out: Outgoing) -> GeneratedAudio:
+        try:
+            return send(out, job, provider, state)
+        except PlanRejectedError as exc:
+            exc.request_id = out.request.request_id
+            raise
+
+    pool = GenerationPool(settings.concurrency, send_one, answered)
     try:
         for req in requests_of(file, settings):
             pool.check()
@@ -132,6 +177,9 @@ def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSe
                 state(req.request_id, "queued")
                 pool.submit(decision)
         pool.finish()
+    except PlanRejectedError as exc:
+        pool.stop(wait=True)
+        raise keep_suggestion(exc, file, job) from None
     except Exception:
         pool.stop(wait=True)
         raise
