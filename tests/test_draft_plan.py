@@ -159,8 +159,10 @@ def test_resolve_score_drafts_with_draft_plan(env: Path, media_cache: Path,
     result = CliRunner().invoke(app, [
         "resolve", "score", "--render", "ffmpeg", "--work-dir", str(env / "job"), "--json",
         "--provider", "elevenlabs", "--base-url", contract.url, "--method", "compose",
-        "--draft-plan", "--scenes", "cuts", "--min-scene", "0.5"])
+        "--draft-plan", "--scenes", "cuts", "--min-scene", "0.5", "--markers"])
     assert result.exit_code == 0, result.output
+    # Composing, the markers are the plan's sections (one 4.4 s section), not the three scenes.
+    assert json.loads(result.stdout[result.stdout.index("{"):])["markers"] == 1
     [asked] = contract.state.requests_to("/v1/music/plan")
     sent = contract.state.requests_to("/v1/music")[0].json
     total = sum(c["duration_ms"] for c in sent["composition_plan"]["chunks"])

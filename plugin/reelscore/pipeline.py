@@ -165,9 +165,9 @@ def score_timeline(
 
             provider = provider or make_provider(settings.provider, provider_config)
             provider.preflight_compose()
-            answers = compose_all(plan, job, provider, settings, progress)
+            answers, marks = compose_all(plan, job, provider, settings, progress)
             return finish(loaded, plan, job, answers, settings, progress,
-                          provider_name=provider.name, output_path=output_path)
+                          provider_name=provider.name, output_path=output_path, marks=marks)
         renderer = renderer or default_renderer(
             planned, settings, on_frames=lambda n: progress.advance("render", n))
         if isinstance(renderer, FFmpegRenderer):  # it reads the sources: are they video?

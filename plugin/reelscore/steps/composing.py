@@ -26,6 +26,7 @@ from reelscore.compose import (
     compose,
     composition_json,
     read_composition,
+    section_starts,
 )
 from reelscore.composition_check import check_against_edit
 from reelscore.errors import InputError, PlanRejectedError
@@ -37,6 +38,8 @@ from reelscore.providers import ComposeRequest, GeneratedAudio, Provider
 from reelscore.settings import ProgressSink, RequestState, ScoreSettings
 from reelscore.steps.drafting import DRAFTS_FILE, draft_composition, read_drafts, write_drafts
 from reelscore.steps.generation import GenerationPool, Outgoing, decide, send
+from reelscore.timecode import frames_to_tc
+from reelscore.writeback import ScoreMark
 
 DEFAULT_MODEL = "music_v2"
 SUGGESTED = "composition.suggested.json"  # a bad_composition_plan answer's suggestion
@@ -121,9 +124,26 @@ def keep_suggestion(exc: PlanRejectedError, file: CompositionFile, job: Job) -> 
     return out
 
 
+def section_marks(file: CompositionFile, *, drop_frame: bool = False) -> list[ScoreMark]:
+    """A marker at every section's first frame, named as the section (``--markers`` with
+    ``--method compose``): where the music is asked to change, not where the scenes were."""
+    rate = file.fraction_rate
+    marks: list[ScoreMark] = []
+    for req in file.requests:
+        views = sections_of(req.composition_plan)
+        for i, (view, frame) in enumerate(zip(views, section_starts(req, rate)), 1):
+            record = frames_to_tc(file.start_frame + frame, rate, drop_frame=drop_frame)
+            marks.append(ScoreMark(frame, view.name or f"Section {len(marks) + 1}",
+                                   f"{req.id} section {i}: {record}, {view.duration_ms} ms",
+                                   {"request": req.id, "section": i,
+                                    "duration_ms": view.duration_ms}))
+    return marks
+
+
 def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSettings,
-                progress: ProgressSink) -> dict[str, GeneratedAudio]:
-    """Compose every request's plan, reusing stored answers; answers in plan order."""
+                progress: ProgressSink) -> tuple[dict[str, GeneratedAudio], list[ScoreMark]]:
+    """Compose every request's plan, reusing stored answers; answers in plan order, and the
+    sections' markers."""
     file = composition_for(plan, settings)
     drafted: dict[str, object] | None = None
     if settings.draft_plan:
@@ -186,4 +206,5 @@ def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSe
     except BaseException:
         pool.stop(wait=False)
         raise
-    return {r.id: results[r.id] for r in plan.requests}
+    return ({r.id: results[r.id] for r in plan.requests},
+            section_marks(file, drop_frame=plan.drop_frame))
