@@ -61,6 +61,8 @@ def test_score_drafts_the_styles_and_keeps_the_cut(env: Path, contract: Contract
     assert asked.json["music_length_ms"] == 15000 and asked.json["model_id"] == "music_v2"
     prompt = asked.json["prompt"]
     assert "tense, dark strings" in prompt and "Scene 2 at 01:00:05:00, 4 s" in prompt
+    source = asked.json["source_composition_plan"]["chunks"]  # the cut's plan to start from
+    assert [c["duration_ms"] for c in source] == [5000, 4000, 6000]
     [sent] = contract.state.requests_to("/v1/music")
     errors, durations = contract_music.validate(sent.json)
     assert errors == [] and durations == [5000, 4000, 6000]  # the cut's, not the draft's 7.5 s

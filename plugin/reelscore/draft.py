@@ -8,7 +8,8 @@ nothing of the cut. So reelscore
    styles from markers, notes, ``--brief``, ``--description``/``--tag``);
 2. writes that plan out as the brief (``draft_prompt``): the programme's global styles, then one
    line per section with its name, its record timecodes, its length and its own styles;
-3. asks for a draft of exactly the request's length (``music_length_ms``) for the request's model;
+3. asks for a draft of exactly the request's length (``music_length_ms``) for the request's model
+   (ElevenLabs also gets the cut's plan as ``source_composition_plan`` to start from);
 4. lays the draft on the cut (``apply_draft``): every section keeps the cut's name and duration
    (so the boundaries still land on the cuts, within half a millisecond) and takes the styles of
    the drafted section it overlaps most in time.

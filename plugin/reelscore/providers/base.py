@@ -107,6 +107,7 @@ class DraftRequest(BaseModel):
     prompt: str = Field(min_length=1)
     music_length_ms: int = Field(ge=3000, le=600000)
     model_id: ModelId
+    source_plan: PlanField | None = None  # the cut's plan, for services that start from one
 
 
 class GeneratedAudio(BaseModel):

@@ -242,7 +242,9 @@ class ElevenLabsProvider:
         doc = post_free_json(
             self.config, self.options, self.base_url + PLAN_ENDPOINT,
             {"prompt": request.prompt, "music_length_ms": request.music_length_ms,
-             "model_id": request.model_id},
+             "model_id": request.model_id,
+             **({"source_composition_plan": plan_wire(request.source_plan)}
+                if request.source_plan is not None else {})},
             headers={"xi-api-key": key.get_secret_value()}, service=SERVICE,
             key_source=self._key_source, emit=emit, provider=self.name,
             request_id=request.request_id, transport=self._transport, sleep=self._sleep)

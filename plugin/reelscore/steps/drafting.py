@@ -105,9 +105,9 @@ def draft_composition(file: CompositionFile, provider: Provider, *,
             draft = old.draft
             reused += 1
         else:
-            draft = provider.draft_plan(DraftRequest(request_id=req.id, prompt=prompt,
-                                                     music_length_ms=length, model_id=req.model_id),
-                                        on_event=on_event)
+            draft = provider.draft_plan(DraftRequest(
+                request_id=req.id, prompt=prompt, music_length_ms=length, model_id=req.model_id,
+                source_plan=req.composition_plan), on_event=on_event)
         kept.append(StoredDraft(request_id=req.id, model_id=req.model_id, prompt=prompt,
                                 music_length_ms=length, cut_plan=req.composition_plan, draft=draft))
         requests.append(req.model_copy(update={
