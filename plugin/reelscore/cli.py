@@ -82,13 +82,16 @@ def _write_composition(input: Path, settings: ScoreSettings, path: Path,
     from reelscore.musicplan import sections_of
     from reelscore.pipeline import plan_edit
     from reelscore.providers import make_provider
+    from reelscore.scenes import picture_cuts
     from reelscore.steps.composing import composition_for, write_composition
     from reelscore.steps.drafting import draft_composition
     from reelscore.timecode import exact_rate
     from reelscore.timeline import load_edit
 
     loaded = load_edit(input, rate=exact_rate(settings.rate) if settings.rate else None)
-    file = composition_for(plan_edit(loaded, settings, check_media=False).plan, settings)
+    planned = plan_edit(loaded, settings, check_media=False)
+    p = planned.plan
+    file = composition_for(p, settings, picture_cuts(planned.picture, p.range.start, p.range.end))
     if settings.draft_plan:
         provider = make_provider(settings.provider, provider_config)
         file, _drafts, _reused = draft_composition(file, provider)

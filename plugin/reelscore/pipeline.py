@@ -29,6 +29,7 @@ from reelscore.plan import PlannedRequest
 from reelscore.providers import GeneratedAudio, Provider, ProviderConfig, make_provider
 from reelscore.recut import fingerprint
 from reelscore.render import FFmpegRenderer, Renderer
+from reelscore.scenes import picture_cuts
 from reelscore.settings import NoProgress, ProgressSink, RequestState, ScoreSettings
 from reelscore.steps.drafting import check_draft_settings
 from reelscore.steps.finishing import ScoreResult, finish, safe_name
@@ -165,7 +166,9 @@ def score_timeline(
 
             provider = provider or make_provider(settings.provider, provider_config)
             provider.preflight_compose()
-            answers, marks = compose_all(plan, job, provider, settings, progress)
+            answers, marks = compose_all(
+                plan, job, provider, settings, progress,
+                cuts=picture_cuts(planned.picture, plan.range.start, plan.range.end))
             return finish(loaded, plan, job, answers, settings, progress,
                           provider_name=provider.name, output_path=output_path, marks=marks)
         renderer = renderer or default_renderer(

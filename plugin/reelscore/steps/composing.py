@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -60,12 +61,14 @@ def compose_settings(settings: ScoreSettings) -> ComposeSettings:
                            description=g.description or "", tags=list(g.tags))
 
 
-def composition_for(plan: ScorePlan, settings: ScoreSettings) -> CompositionFile:
-    """The plans to send: the reviewed file (checked against the edit) or built from the cut."""
+def composition_for(plan: ScorePlan, settings: ScoreSettings,
+                    cuts: Sequence[int] = ()) -> CompositionFile:
+    """The plans to send: the reviewed file (checked against the edit) or built from the cut.
+    *cuts*: the picture's cuts (stack frames), where a scene longer than a section is split."""
     if settings.composition is not None:
         path = settings.composition
         file = read_composition(_read(path, "composition plan", "--composition"), str(path))
-        check_against_edit(file, plan, source=str(path))
+        check_against_edit(file, plan, source=str(path), cuts=cuts)
         if settings.generation.model_id is not None:
             wanted = plan_model(settings.generation.model_id)
             other = [r.id for r in file.requests if r.model_id != wanted]
@@ -77,7 +80,7 @@ def composition_for(plan: ScorePlan, settings: ScoreSettings) -> CompositionFile
     brief = None
     if settings.brief is not None:
         brief = parse_brief(_read(settings.brief, "brief", "--brief"), str(settings.brief), plan)
-    return compose(plan, compose_settings(settings), brief=brief)
+    return compose(plan, compose_settings(settings), brief=brief, cuts=cuts)
 
 
 def write_composition(path: Path, file: CompositionFile) -> None:
@@ -141,10 +144,11 @@ def section_marks(file: CompositionFile, *, drop_frame: bool = False) -> list[Sc
 
 
 def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSettings,
-                progress: ProgressSink) -> tuple[dict[str, GeneratedAudio], list[ScoreMark]]:
+                progress: ProgressSink, *, cuts: Sequence[int] = (),
+                ) -> tuple[dict[str, GeneratedAudio], list[ScoreMark]]:
     """Compose every request's plan, reusing stored answers; answers in plan order, and the
     sections' markers."""
-    file = composition_for(plan, settings)
+    file = composition_for(plan, settings, cuts)
     drafted: dict[str, object] | None = None
     if settings.draft_plan:
         progress.stage("draft plan", len(file.requests))
