@@ -51,7 +51,7 @@ def test_section_markers_land_on_the_sections_in_every_format(tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert _markers(out) == WANT
     scored = otio.adapters.read_from_file(str(out))
-    for ext in (".xml", ".fcpxml", ".edl"):
+    for ext in (".otioz", ".xml", ".fcpxml", ".edl"):
         path = tmp_path / f"scored{ext}"
         write_edit(scored, path)
         # FCPX XML does not keep the start timecode (docs/formats.md): positions from zero.
