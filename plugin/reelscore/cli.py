@@ -94,7 +94,7 @@ def _write_composition(input: Path, settings: ScoreSettings, path: Path,
     file = composition_for(p, settings, picture_cuts(planned.picture, p.range.start, p.range.end))
     if settings.draft_plan:
         provider = make_provider(settings.provider, provider_config)
-        file, _drafts, _reused = draft_composition(file, provider)
+        file, _drafts, _reused = draft_composition(file, provider, drop_frame=p.drop_frame)
     write_composition(path, file)
     for req in file.requests:
         typer.echo(f"{req.id}: {req.model_id}, {len(sections_of(req.composition_plan))} sections, "

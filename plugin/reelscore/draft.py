@@ -74,7 +74,7 @@ def _globals(plan: Plan) -> tuple[list[str], list[str]]:
     return [], []
 
 
-def draft_prompt(request: ComposedRequest, file: CompositionFile) -> str:
+def draft_prompt(request: ComposedRequest, file: CompositionFile, *, drop_frame: bool = False) -> str:
     """The brief sent for *request*: global styles, then one line per section of the cut."""
     rate = file.fraction_rate
     plan = request.composition_plan
@@ -96,7 +96,7 @@ def draft_prompt(request: ComposedRequest, file: CompositionFile) -> str:
     for i, (v, (p, n)) in enumerate(zip(views, _styles(plan)), 1):
         start = file.start_frame + request.range.start + frames_at(acc, rate)
         own = [s for s in p if s not in pos]
-        text = f"{i}. {v.name or f'Section {i}'} at {frames_to_tc(start, rate)}, {v.duration_ms / 1000:g} s"
+        text = f"{i}. {v.name or f'Section {i}'} at {frames_to_tc(start, rate, drop_frame=drop_frame)}, {v.duration_ms / 1000:g} s"
         if own:
             text += ": " + ", ".join(own)
         if n:

@@ -153,7 +153,7 @@ def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSe
     if settings.draft_plan:
         progress.stage("draft plan", len(file.requests))
         file, drafts, reused = draft_composition(
-            file, provider, stored=read_drafts(job.dir / DRAFTS_FILE),
+            file, provider, stored=read_drafts(job.dir / DRAFTS_FILE), drop_frame=plan.drop_frame,
             on_event=lambda name, data: job.event(f"draft_{name}", data, save=False))
         write_drafts(job.dir / DRAFTS_FILE, drafts)
         drafted = {"file": DRAFTS_FILE, "provider": drafts.provider,

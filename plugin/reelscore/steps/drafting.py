@@ -88,7 +88,7 @@ def read_drafts(path: Path) -> DraftsFile | None:
 
 
 def draft_composition(file: CompositionFile, provider: Provider, *,
-                      stored: DraftsFile | None = None,
+                      stored: DraftsFile | None = None, drop_frame: bool = False,
                       on_event: EventSink = ignore_event) -> tuple[CompositionFile, DraftsFile, int]:
     """*file* with every request's styles drafted; the drafts; how many were reused."""
     _needs_endpoint(provider)
@@ -97,7 +97,7 @@ def draft_composition(file: CompositionFile, provider: Provider, *,
     requests = []
     reused = 0
     for req in file.requests:
-        prompt, length = draft_prompt(req, file), draft_length_ms(req)
+        prompt, length = draft_prompt(req, file, drop_frame=drop_frame), draft_length_ms(req)
         old = earlier.get(req.id)
         if (old is not None and old.prompt == prompt and old.model_id == req.model_id
                 and old.music_length_ms == length
