@@ -891,6 +891,13 @@ class Handler(BaseHTTPRequestHandler):
             e = errors[0]
             raise _Reply(400, {"code": 400, "message": f"{'.'.join(str(x) for x in e['loc'][1:])}: "
                                f"{e['msg']}"})
+        if (fault is not None and fault.kind == "bad_plan"
+                and contract_music.names_refused(doc["compositionPlan"], fault.body)):
+            # The proxy passing ElevenLabs' refusal through (its own shape is undocumented).
+            raise _Reply(400, {"detail": {
+                "status": "bad_composition_plan", "message": "copyrighted material",
+                "data": {"composition_plan_suggestion": contract_music.without_styles(
+                    doc["compositionPlan"], fault.body)}}})
         rate = format_rate(fmt)
         data = encode(synth([d / 1000 for d in durations], 0.0, rate, clicks=False), rate, fmt,
                       pcm_wav=st.pcm_wav)

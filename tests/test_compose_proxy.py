@@ -73,6 +73,20 @@ def test_the_proxy_composes_each_section_on_its_scene(env: Path, contract: Contr
     assert len(contract.state.requests_to("/eleven/music")) == 1 and contract.state.charges == 1
 
 
+def test_a_refused_plan_through_the_proxy_leaves_its_suggestion(env: Path,
+                                                                 contract: ContractServer) -> None:
+    edit = _edit(env / "cut.otio")
+    contract.state.add(Fault("bad_plan", path="/eleven/music", body=["Zimmer"]))
+    code, text = _run("score", str(edit), "-o", str(env / "a.otio"),
+                      *_flags(contract, "--model", "music_v1", "--tag", "Zimmer epic"))
+    assert code != 0 and "bad_composition_plan" in text and "pass --composition" in text
+    doc = json.loads((env / "a.otio.reelscore" / "composition.suggested.json").read_text())
+    plan = doc["requests"][0]["composition_plan"]
+    assert "Zimmer epic" not in plan["positive_global_styles"]
+    assert [s["duration_ms"] for s in plan["sections"]] == [5000, 4000, 6000]
+    assert contract.state.charges == 0
+
+
 def test_a_lost_submit_is_never_sent_twice_and_v2_is_refused(env: Path,
                                                              contract: ContractServer) -> None:
     edit = _edit(env / "cut.otio")
