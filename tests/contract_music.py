@@ -126,3 +126,19 @@ def validate(doc: Any) -> tuple[list[dict[str, Any]], list[int]]:
         errors.append(_err(["composition_plan"], "a plan lasts at most 600000 ms", "value_error",
                            sum(durations)))
     return errors, durations
+
+
+def without_styles(plan: Any, refused: list[str]) -> Any:
+    """*plan* with every style that names one of *refused* left out: what the copyright filter
+    suggests instead of a plan it refuses (``bad_composition_plan``)."""
+    if isinstance(plan, dict):
+        return {k: ([s for s in v if not any(r.casefold() in str(s).casefold() for r in refused)]
+                    if k.endswith("styles") and isinstance(v, list) else without_styles(v, refused))
+                for k, v in plan.items()}
+    if isinstance(plan, list):
+        return [without_styles(v, refused) for v in plan]
+    return plan
+
+
+def names_refused(plan: Any, refused: list[str]) -> bool:
+    return without_styles(plan, refused) != plan

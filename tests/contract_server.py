@@ -65,6 +65,11 @@ BOOL_FIELDS = ("sign_with_c2pa", "add_sfx", "separate_tracks", "use_audio_as_ref
 TEXT_FIELDS = ("description", "model_id")
 MODELS = ("music_v1", "music_v2", "music_v2_5")
 MAX_VIDEOS = 10
+# The proxy's /eleven/music body (reference §11) -> the /v1/music field it stands for ("" = none).
+MS_COMPOSE = {"prompt": "", "compositionPlan": "composition_plan", "musicLengthMs": "",
+              "model": "", "detailed": "", "seed": "seed", "forceInstrumental": "",
+              "respectSectionsDurations": "respect_sections_durations", "outputFormat": "",
+              "storeForInpainting": "store_for_inpainting", "signWithC2pa": "sign_with_c2pa"}
 MAX_BYTES = 200 * 1000 * 1000
 MAX_SECONDS = 600.0
 
@@ -229,7 +234,9 @@ class Fault:
     (answer *body* with content type *content_type*), ``empty`` (200 with no body), ``zip``
     (separate-tracks ZIP with *members* [(name, bytes | "music" | "sfx")]), ``task`` (the task
     ends with *task_status* / *error_code* / *error_message*), ``no_response`` (read the body,
-    then close without answering).
+    then close without answering), ``bad_plan`` (``/v1/music``: a plan with a style naming one of
+    the strings in *body* is refused 400 ``bad_composition_plan`` with those styles left out as
+    the suggestion).
     """
 
     kind: str
@@ -557,6 +564,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.el_compose
         if path == "/eleven/plan":
             return self.ms_plan
+        if path == "/eleven/music":
+            return self.ms_compose
         if path.startswith("/files/"):
             return self.get_file
         return None
@@ -773,6 +782,13 @@ class Handler(BaseHTTPRequestHandler):
                            "type": "enum", "input": fmt})
         if errors:
             raise _Reply(422, {"detail": errors})
+        if (fault is not None and fault.kind == "bad_plan"
+                and contract_music.names_refused(doc["composition_plan"], fault.body)):
+            raise _Reply(400, {"detail": {
+                "status": "bad_composition_plan",
+                "message": "The composition plan names copyrighted material.",
+                "data": {"composition_plan_suggestion": contract_music.without_styles(
+                    doc["composition_plan"], fault.body)}}})
         rate = format_rate(fmt)
         samples = synth([d / 1000 for d in durations], 0.0, rate, clicks=False)
         data = encode(samples, rate, fmt, pcm_wav=st.pcm_wav)
@@ -812,9 +828,11 @@ class Handler(BaseHTTPRequestHandler):
         if not 3000 <= length <= 600000:
             raise _Reply(422, detail_list(["body", "music_length_ms"],
                                           "Input should be between 3000 and 600000", "range"))
-        self._send(200, {"chunks": [{"text": doc["prompt"], "duration_ms": length,
-                                     "positive_styles": ["instrumental"],
-                                     "negative_styles": []}]})
+        model = doc.get("model_id", "music_v1")
+        if model not in MODELS:
+            raise _Reply(422, detail_list(["body", "model_id"], "Input should be one of "
+                                          + ", ".join(MODELS), "enum", model))
+        self._send(200, drafted_plan(length, model))
 
     def ms_plan(self, rec: LoggedRequest, fault: Fault | None) -> None:
         """The proxy's ``POST /eleven/plan``: free, asynchronous like every proxy call."""
@@ -825,7 +843,75 @@ class Handler(BaseHTTPRequestHandler):
         self._status_fault(fault)
         if not isinstance(doc, dict) or not isinstance(doc.get("prompt"), str):
             raise _Reply(400, {"code": 400, "message": "prompt must be a string"})
-        self._send(200, {"taskId": f"plan-{len(st.log)}"})
+        extra = sorted(set(doc) - {"prompt", "musicLengthMs", "model", "sourceCompositionPlan"})
+        if extra:
+            raise _Reply(400, {"code": 400, "message": f"property {extra[0]} should not exist"})
+        length = doc.get("musicLengthMs", 30000)
+        if not isinstance(length, int) or not 3000 <= length <= 600000:
+            raise _Reply(400, {"code": 400, "message": "musicLengthMs must be 3000-600000"})
+        if doc.get("model", "music_v1") != "music_v1":
+            raise _Reply(400, {"code": 400, "message": "model must be one of: music_v1"})
+        tid = f"plan-{uuid.uuid4().hex[:12]}"
+        with st.lock:
+            st.tasks[tid] = {"created": time.time(), "fault": None, "kind": "plan",
+                             "result": {"compositionPlan": drafted_plan(length, "music_v1")}}
+        self._send(200, {"taskId": tid})
+
+    def ms_compose(self, rec: LoggedRequest, fault: Fault | None) -> None:
+        """The proxy's ``POST /eleven/music`` from a plan (reference §11): camelCase body,
+        ``compositionPlan`` a v1 MusicPrompt in snake_case validated as ``/v1/music`` validates it,
+        ``model`` music_v1 only; prompt-only fields refused with a plan. A task whose audio has a
+        tone per section (tone_of(i)), each exactly its ``duration_ms``."""
+        st = self.state
+        doc = self._json_body(rec)
+        if self.headers.get("Authorization") != f"Bearer {st.mountsea_key}":
+            raise _Reply(401, {"code": 401, "message": "Unauthorized"})
+        if "json" not in self.headers.get("Content-Type", ""):
+            raise _Reply(415, {"code": 415, "message": "Content-Type must be application/json"})
+        self._status_fault(fault)
+        if not isinstance(doc, dict):
+            raise _Reply(400, {"code": 400, "message": "body must be an object"})
+        extra = sorted(set(doc) - set(MS_COMPOSE))
+        if extra:
+            raise _Reply(400, {"code": 400, "message": f"property {extra[0]} should not exist"})
+        if "compositionPlan" not in doc:
+            raise _Reply(400, {"code": 400, "message": "this server composes from plans only"})
+        for k in ("prompt", "musicLengthMs", "forceInstrumental"):
+            if k in doc:
+                raise _Reply(400, {"code": 400, "message": f"{k} cannot be used with "
+                                   "compositionPlan"})
+        if doc.get("model", "music_v1") != "music_v1":
+            raise _Reply(400, {"code": 400, "message": "model must be one of: music_v1"})
+        fmt = doc.get("outputFormat", "mp3_44100_128")
+        if fmt not in OUTPUT_FORMATS:
+            raise _Reply(400, {"code": 400, "message": "outputFormat is invalid"})
+        inner = {MS_COMPOSE[k]: v for k, v in doc.items() if MS_COMPOSE[k]}
+        errors, durations = contract_music.validate({**inner, "model_id": "music_v1"})
+        if errors:
+            e = errors[0]
+            raise _Reply(400, {"code": 400, "message": f"{'.'.join(str(x) for x in e['loc'][1:])}: "
+                               f"{e['msg']}"})
+        if (fault is not None and fault.kind == "bad_plan"
+                and contract_music.names_refused(doc["compositionPlan"], fault.body)):
+            # The proxy passing ElevenLabs' refusal through (its own shape is undocumented).
+            raise _Reply(400, {"detail": {
+                "status": "bad_composition_plan", "message": "copyrighted material",
+                "data": {"composition_plan_suggestion": contract_music.without_styles(
+                    doc["compositionPlan"], fault.body)}}})
+        rate = format_rate(fmt)
+        data = encode(synth([d / 1000 for d in durations], 0.0, rate, clicks=False), rate, fmt,
+                      pcm_wav=st.pcm_wav)
+        ctype = ("audio/wav" if fmt.startswith("pcm_") and st.pcm_wav
+                 else CONTENT_TYPES[fmt.split("_")[0]])
+        tid = "task_" + uuid.uuid4().hex[:12]
+        ext = {"audio/mpeg": "mp3", "audio/ogg": "ogg"}.get(ctype, "bin")
+        with st.lock:
+            st.files[f"{tid}.{ext}"] = (data, ctype)
+            st.charges += 1
+            st.tasks[tid] = {"created": time.time(), "fault": fault, "file": f"{tid}.{ext}",
+                             "durations": durations, "kind": "compose"}
+        rec.status = 200
+        self._send(200, {"taskId": tid})
 
     def _json_body(self, rec: LoggedRequest) -> Any:
         n = self._length()
@@ -919,7 +1005,9 @@ class Handler(BaseHTTPRequestHandler):
         out = {"taskId": tid, "status": status, "result": None, "errorMessage": msg,
                "errorCode": code, "createdAt": int(task["created"] * 1000),
                "finishedAt": None, "traceId": "trace-" + tid}
-        if status == "completed":
+        if status == "completed" and task.get("kind") == "plan":
+            out["result"] = task["result"]
+        elif status == "completed":
             out["result"] = {"audioUrl": f"{st.public_base}/files/{task['file']}",
                              "songId": "song-" + tid}
         if status in ("completed", "failed", "cancelled", "timeout"):
@@ -940,6 +1028,22 @@ class Handler(BaseHTTPRequestHandler):
         if f is not None and f.kind == "task":
             return f.task_status, None, f.error_code, f.error_message
         return "completed", None, None, None
+
+
+def drafted_plan(length_ms: int, model: str) -> dict[str, Any]:
+    """What the plan endpoints draft here: one section per started 7 s (1-4), even durations
+    adding up to *length_ms*, styles "drafted N" (v1: named "Drafted N", a global style)."""
+    n = max(1, min(4, length_ms // 7000))
+    durations = [length_ms // n] * (n - 1) + [length_ms - (length_ms // n) * (n - 1)]
+    if model == "music_v1":
+        return {"positive_global_styles": ["drafted global"], "negative_global_styles": [],
+                "sections": [{"section_name": f"Drafted {i + 1}",
+                              "positive_local_styles": [f"drafted {i + 1}"],
+                              "negative_local_styles": [f"not {i + 1}"], "duration_ms": d,
+                              "lines": []} for i, d in enumerate(durations)]}
+    return {"chunks": [{"text": f"[Drafted {i + 1}]", "duration_ms": d,
+                        "positive_styles": [f"drafted {i + 1}"], "negative_styles": [f"not {i + 1}"]}
+                       for i, d in enumerate(durations)]}
 
 
 class ContractServer(ThreadingHTTPServer):

@@ -19,7 +19,8 @@ from reelscore.compose import (
     ms_at,
     read_composition,
 )
-from reelscore.composition_check import check_against_edit, draft_overwrite, draft_request
+from reelscore.composition_check import check_against_edit
+from reelscore.draft import apply_draft
 from reelscore.errors import InputError
 from reelscore.musicplan import (
     CompositionPlan,
@@ -309,46 +310,35 @@ def _chunk(text, ms, styles, neg=()):
                            negative_styles=list(neg))
 
 
-def test_draft_overwrite_keeps_drafted_styles_on_the_cut_sections():
+def test_a_draft_keeps_its_styles_on_the_cut_sections():
     drafted = CompositionPlan(chunks=[_chunk("[Verse]\nla la", 15000, ["folk", "guitar"]),
                                       _chunk("[Chorus]", 15000, ["big drums"], ["synth"])])
-    cut = CompositionPlan(chunks=[_chunk("[A]", 9000, ["x"]), _chunk("[B]", 12000, ["y"]),
-                                  _chunk("[C]", 10000, ["z"])])
-    out = draft_overwrite(drafted, cut)
+    cut = CompositionPlan(chunks=[_chunk("[A]", 9000, ["x", "instrumental"]),
+                                  _chunk("[B]", 12000, ["y"]), _chunk("[C]", 10000, ["z"])])
+    out = apply_draft(cut, drafted)
     assert isinstance(out, CompositionPlan)
     got = [(c.text, c.duration_ms, c.positive_styles, c.negative_styles) for c in out.chunks]  # type: ignore[union-attr]
-    # drafted times scale to 31 s: Verse 0–15.5 s, Chorus 15.5–31 s; B overlaps Verse 6.5 s, Chorus 5.5 s
+    # drafted times scale to 31 s: Verse 0-15.5 s, Chorus 15.5-31 s; B overlaps Verse 6.5 s, Chorus 5.5 s
     assert got == [("[A]", 9000, ["folk", "guitar", "instrumental"], []),
                    ("[B]", 12000, ["folk", "guitar", "instrumental"], []),
                    ("[C]", 10000, ["big drums", "instrumental"], ["synth"])]
-    sung = draft_overwrite(drafted, cut, instrumental=False)
-    assert [c.text for c in sung.chunks] == ["[A]\nla la", "[B]", "[C]"]  # type: ignore[union-attr]
 
 
-def test_draft_overwrite_v1_and_a_wrong_shape():
+def test_a_v1_draft_on_a_v1_cut_and_a_v2_draft_on_a_v1_cut():
     sp = plan_for([5 * 24, 6 * 24], names=["A", "B"])
     cut = compose(sp, ComposeSettings(model_id="music_v1")).requests[0].composition_plan
     drafted = MusicPrompt(positive_global_styles=["lofi"], negative_global_styles=["vocals"],
                           sections=[SongSection(section_name="Intro", positive_local_styles=["soft"],
                                                 negative_local_styles=[], duration_ms=30000,
                                                 lines=["hello"])])
-    out = draft_overwrite(drafted, cut)
-    assert plan_wire(out) == {
+    assert plan_wire(apply_draft(cut, drafted)) == {
         "positive_global_styles": ["lofi", "instrumental"], "negative_global_styles": ["vocals"],
         "sections": [
             {"section_name": "A", "positive_local_styles": ["soft"], "negative_local_styles": [],
              "duration_ms": 5000, "lines": []},
             {"section_name": "B", "positive_local_styles": ["soft"], "negative_local_styles": [],
              "duration_ms": 6000, "lines": []}]}
-    with pytest.raises(InputError, match="drafted plan is a CompositionPlan but the model takes a MusicPrompt"):
-        draft_overwrite(CompositionPlan(chunks=[_chunk("[x]", 11000, [])]), cut)
-
-
-def test_draft_request_body():
-    f = compose(plan_for([5 * 24, 6 * 24]), ComposeSettings(model_id="music_v2_5",
-                                                           description="tense thriller"))
-    body = draft_request(f.requests[0], ComposeSettings(description="tense thriller"))
-    wire = body.model_dump(mode="json", exclude_none=True)
-    assert wire["prompt"] == "tense thriller. Instrumental."
-    assert wire["music_length_ms"] == 11000 and wire["model_id"] == "music_v2_5"
-    assert [c["duration_ms"] for c in wire["source_composition_plan"]["chunks"]] == [5000, 6000]
+    other = apply_draft(cut, CompositionPlan(chunks=[_chunk("[x]", 11000, ["harp"])]))
+    assert isinstance(other, MusicPrompt)
+    assert [s.positive_local_styles for s in other.sections] == [["harp"], ["harp"]]
+    assert other.positive_global_styles == ["instrumental"]

@@ -260,3 +260,31 @@ def test_the_video_route_reports_its_music_changes_too(env: Path) -> None:
     changes = _manifest(out)["music_changes"]
     assert changes["summary"] in text and changes["summary"].endswith("of 2 cuts")
     assert [c["record_tc"] for c in changes["cuts"]] == ["01:00:05:00", "01:00:09:00"]
+
+
+def test_a_refused_plan_leaves_its_suggestion_for_review(env: Path,
+                                                         contract: ContractServer) -> None:
+    from tests.contract_server import Fault
+
+    edit = _edit(env / "cut.otio")
+    contract.state.add(Fault("bad_plan", path="/v1/music", body=["Zimmer"]))
+    flags = ["--method", "compose", "--provider", "elevenlabs", "--base-url", contract.url,
+             "--scenes", "cuts", "--min-scene", "0.5"]
+    code, text = _run("score", str(edit), "-o", str(env / "a.otio"), *flags,
+                      "--description", "like Hans Zimmer, strings")
+    job = env / "a.otio.reelscore"
+    suggested = job / "composition.suggested.json"
+    assert code != 0 and "request r01" in text and "bad_composition_plan" in text
+    assert "review it and pass --composition" in text and str(suggested) in " ".join(text.split())
+    assert contract.state.charges == 0 and not (env / "a.otio").exists()
+    doc = json.loads(suggested.read_text())
+    styles = [c["positive_styles"] for c in doc["requests"][0]["composition_plan"]["chunks"]]
+    assert all("strings" in s and not any("Zimmer" in x for x in s) for s in styles)
+    assert _manifest(env / "a.otio")["composition_suggested"] == {
+        "request": "r01", "file": "composition.suggested.json"}
+    # The reviewed suggestion goes through as it is (checked against the edit first).
+    code, text = _run("score", str(edit), "-o", str(env / "b.otio"), *flags,
+                      "--composition", str(suggested))
+    assert code == 0, text
+    sent = contract.state.requests_to("/v1/music")[-1].json
+    assert sent["composition_plan"] == doc["requests"][0]["composition_plan"]

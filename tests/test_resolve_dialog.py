@@ -32,7 +32,8 @@ from tests.fake_resolve import FakeResolve, StubBmd, StubDispatcher, StubFusion,
 
 FIELDS = {"ReelscoreWindow", "Header", "Scenes", "Description", "Tags", "Provider", "BaseUrl",
           "LoudnessPreset", "Loudness", "Range", "Render", "Markers", "Status", "Log", "Score",
-          "Close"}
+          "Close",
+          "Method", "Composition", "Brief", "DraftPlan"}  # --method compose (issue 13)
 
 
 def _session() -> Any:

@@ -29,6 +29,7 @@ from reelscore.resolve.cli import app as resolve_app
 
 if TYPE_CHECKING:
     from reelscore.plan import ScorePlan
+    from reelscore.providers import ProviderConfig
     from reelscore.settings import BuiltSettings, ScoreSettings
 
 app = typer.Typer(
@@ -74,16 +75,26 @@ def _show_plan(input: Path, settings: ScoreSettings, *, as_json: bool,
         typer.echo(line)
 
 
-def _write_composition(input: Path, settings: ScoreSettings, path: Path) -> None:
-    """``reelscore plan EDIT --composition FILE``: the plan(s) compose mode would send."""
+def _write_composition(input: Path, settings: ScoreSettings, path: Path,
+                       provider_config: ProviderConfig | None = None) -> None:
+    """``reelscore plan EDIT --composition FILE``: the plan(s) compose mode would send (with
+    ``--draft-plan``: their styles drafted by the provider's free plan endpoint)."""
     from reelscore.musicplan import sections_of
     from reelscore.pipeline import plan_edit
+    from reelscore.providers import make_provider
+    from reelscore.scenes import picture_cuts
     from reelscore.steps.composing import composition_for, write_composition
+    from reelscore.steps.drafting import draft_composition
     from reelscore.timecode import exact_rate
     from reelscore.timeline import load_edit
 
     loaded = load_edit(input, rate=exact_rate(settings.rate) if settings.rate else None)
-    file = composition_for(plan_edit(loaded, settings, check_media=False).plan, settings)
+    planned = plan_edit(loaded, settings, check_media=False)
+    p = planned.plan
+    file = composition_for(p, settings, picture_cuts(planned.picture, p.range.start, p.range.end))
+    if settings.draft_plan:
+        provider = make_provider(settings.provider, provider_config)
+        file, _drafts, _reused = draft_composition(file, provider, drop_frame=p.drop_frame)
     write_composition(path, file)
     for req in file.requests:
         typer.echo(f"{req.id}: {req.model_id}, {len(sections_of(req.composition_plan))} sections, "
@@ -143,6 +154,7 @@ def score(
     method: str | None = opt.METHOD,
     composition: Path | None = opt.COMPOSITION,
     brief: Path | None = opt.BRIEF,
+    draft_plan: bool | None = opt.DRAFT_PLAN,
     # recut
     previous: Path | None = opt.PREVIOUS,
     regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
@@ -167,7 +179,7 @@ def score(
             max_retries=max_retries, allow_insecure=allow_insecure,
             allow_remote_media=allow_remote_media, reference=reference,
             reference_start=reference_start,
-            method=method, composition=composition, brief=brief,
+            method=method, composition=composition, brief=brief, draft_plan=draft_plan,
             previous=previous, regenerate_trimmed=regenerate_trimmed)
         built = build_settings(load_config(config, profile), values,
                                load_key=not dry_run)
@@ -267,25 +279,35 @@ def plan(
     method: str | None = opt.METHOD,
     composition: Path | None = opt.COMPOSITION,
     brief: Path | None = opt.BRIEF,
+    draft_plan: bool | None = opt.DRAFT_PLAN,
+    provider: str | None = opt.PROVIDER,
+    base_url: str | None = opt.BASE_URL,
     description: str | None = opt.DESCRIPTION,
     tag: list[str] | None = opt.TAG,
     model: str | None = opt.MODEL,
     debug: bool = opt.DEBUG,
 ) -> None:
-    """Print the plan: scenes, requests and videos (no rendering, no network)."""
+    """Print the plan: scenes, requests and videos (no rendering; no network but --draft-plan's)."""
 
     def body() -> None:
         from reelscore.config import load_config
+        from reelscore.errors import InputError
         from reelscore.settings import build_settings, front_end_values
 
         values = front_end_values(
             "flag", provider="local", scenes=scenes, scene_track=scene_track,
             min_scene=min_scene, **_range(range_), rate=rate, media_roots=media_root,
             timecode=timecode, reference=reference, reference_start=reference_start,
-            method=method, brief=brief, description=description, tags=tag, model=model)
-        built = build_settings(load_config(config, profile), values, load_key=False)
+            method=method, brief=brief, description=description, tags=tag, model=model,
+            draft_plan=draft_plan, base_url=base_url)
+        if draft_plan:  # the one network call `plan` makes: the free plan endpoint
+            if composition is None:
+                raise InputError("--draft-plan writes the drafted plan to --composition FILE",
+                                 hint="add --composition FILE to review the draft")
+            values = values.model_copy(update={"provider": provider, "method": "compose"})
+        built = build_settings(load_config(config, profile), values, load_key=bool(draft_plan))
         if composition is not None:
-            _write_composition(input, built.settings, composition)
+            _write_composition(input, built.settings, composition, built.provider_config)
             return
         _show_plan(input, built.settings, as_json=as_json, check_media=check_media)
 

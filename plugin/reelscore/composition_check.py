@@ -1,4 +1,4 @@
-"""A composition plan against the edit it is for, and drafted plans cut to the edit.  (pure)
+"""A composition plan against the edit it is for.  (pure)
 
 ``check_against_edit(file, score_plan)`` runs before anything is sent; each problem names its
 timecode, all in one ``InputError``:
@@ -11,13 +11,7 @@ timecode, all in one ``InputError``:
   than a section can be (where ``compose`` splits).
 * Then the service's limits (``compose.check_limits``).
 
-``draft_request`` is the body for the free plan endpoint (``POST /v1/music/plan``): the brief as a
-prompt, the request's length and the cut's plan as ``source_composition_plan``.
-``draft_overwrite(drafted, cut)`` keeps the drafted styles and takes section durations and names
-from the cut: each cut section takes the styles of the drafted section it overlaps most (drafted
-times scaled to the cut's length), the cut's own styles where the drafted ones are empty. Lyric
-lines are dropped when instrumental (and "instrumental" kept among the styles); otherwise a drafted
-section's lines go to the first cut section that takes them.
+Drafted plans (``--draft-plan``) are laid on the cut by ``reelscore.draft``.
 """
 
 from __future__ import annotations
@@ -26,31 +20,16 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
-from pydantic import BaseModel, ConfigDict
-
 from reelscore.compose import (
-    ComposedRequest,
-    ComposeSettings,
     CompositionFile,
     check_limits,
     frames_at,
     ms_at,
-    split_styles,
     where,
 )
 from reelscore.errors import InputError
 from reelscore.musicplan import (
-    AudioRefChunk,
-    CompositionPlan,
-    GenerationChunk,
-    ModelId,
-    MusicPrompt,
-    Plan,
-    PlanField,
     PlanLimits,
-    SongSection,
-    chunk_lines,
-    chunk_text,
     sections_of,
 )
 from reelscore.plan import ScorePlan
@@ -126,95 +105,3 @@ def check_against_edit(
             hint="the edit changed since the plan was written: move the named boundaries onto the "
                  "cuts, or write a fresh plan with `reelscore plan EDIT --composition FILE`")
     check_limits(file, lim)
-
-
-class PlanDraft(BaseModel):
-    """The body of ``POST /v1/music/plan``."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    prompt: str
-    music_length_ms: int
-    model_id: ModelId
-    source_composition_plan: PlanField | None = None
-
-
-def draft_request(request: ComposedRequest, settings: ComposeSettings) -> PlanDraft:
-    styles = [*split_styles(settings.description), *settings.tags]
-    if settings.instrumental:
-        styles.append("instrumental")
-    prompt = settings.description.strip() or ", ".join(styles) or "a score for this cut"
-    if settings.instrumental and "instrumental" not in prompt.casefold():
-        prompt += ". Instrumental."
-    return PlanDraft(prompt=prompt,
-                     music_length_ms=sum(v.duration_ms for v in sections_of(request.composition_plan)),
-                     model_id=request.model_id, source_composition_plan=request.composition_plan)
-
-
-def _match(drafted_ms: list[int], cut_ms: list[int]) -> list[int]:
-    """For each cut section, the drafted section it overlaps most (drafted scaled to the cut)."""
-    total_d, total_c = sum(drafted_ms) or 1, sum(cut_ms)
-    d_edges = [Fraction(sum(drafted_ms[:i]) * total_c, total_d) for i in range(len(drafted_ms) + 1)]
-    out: list[int] = []
-    start = 0
-    for dur in cut_ms:
-        a, b = Fraction(start), Fraction(start + dur)
-        overlaps = [max(Fraction(0), min(b, d_edges[j + 1]) - max(a, d_edges[j]))
-                    for j in range(len(drafted_ms))]
-        out.append(max(range(len(overlaps)), key=lambda j: (overlaps[j], -j)))
-        start += dur
-    return out
-
-
-def _with_instrumental(styles: list[str], instrumental: bool) -> list[str]:
-    if instrumental and "instrumental" not in {s.casefold() for s in styles}:
-        return [*styles, "instrumental"]
-    return styles
-
-
-def draft_overwrite(drafted: Plan, cut: Plan, *, instrumental: bool = True) -> Plan:
-    """The drafted plan's styles on the cut's sections (durations and names)."""
-    if type(drafted) is not type(cut):
-        raise InputError(
-            f"the drafted plan is a {type(drafted).__name__} but the model takes a {type(cut).__name__}",
-            hint="draft with the same model_id as the one that will compose")
-    d_views, c_views = sections_of(drafted), sections_of(cut)
-    if not d_views:
-        raise InputError("the drafted plan has no sections", hint="draft again or go without --draft-plan")
-    match = _match([v.duration_ms for v in d_views], [v.duration_ms for v in c_views])
-    used: set[int] = set()
-
-    def lines_for(j: int) -> list[str]:
-        if instrumental or j in used:
-            return []
-        used.add(j)
-        return list(d_views[j].lines)
-
-    if isinstance(drafted, MusicPrompt) and isinstance(cut, MusicPrompt):
-        sections = []
-        for sec, j in zip(cut.sections, match):
-            d = drafted.sections[j]
-            sections.append(SongSection(
-                section_name=sec.section_name,
-                positive_local_styles=d.positive_local_styles or sec.positive_local_styles,
-                negative_local_styles=d.negative_local_styles or sec.negative_local_styles,
-                duration_ms=sec.duration_ms, lines=lines_for(j)))
-        return MusicPrompt(
-            positive_global_styles=_with_instrumental(
-                drafted.positive_global_styles or cut.positive_global_styles, instrumental),
-            negative_global_styles=drafted.negative_global_styles or cut.negative_global_styles,
-            sections=sections)
-    assert isinstance(drafted, CompositionPlan) and isinstance(cut, CompositionPlan)
-    chunks: list[GenerationChunk | AudioRefChunk] = []
-    for chunk, view, j in zip(cut.chunks, c_views, match):
-        dc = drafted.chunks[j]
-        if isinstance(chunk, AudioRefChunk) or isinstance(dc, AudioRefChunk):
-            chunks.append(chunk)
-            continue
-        lines = lines_for(j) if chunk_lines(dc.text) else []
-        chunks.append(GenerationChunk(
-            text=chunk_text(view.name, lines), duration_ms=chunk.duration_ms,
-            positive_styles=_with_instrumental(dc.positive_styles or chunk.positive_styles, instrumental),
-            negative_styles=dc.negative_styles or chunk.negative_styles,
-            context_adherence=dc.context_adherence, condition_strength=dc.condition_strength))
-    return CompositionPlan(chunks=chunks)

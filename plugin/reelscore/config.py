@@ -97,6 +97,7 @@ class SiteSettings(_Strict):
     allow_insecure: bool | None = None
     # --method compose (issue 13): composition plans built from the cut instead of video-to-music
     method: Literal["video", "compose"] | None = None
+    draft_plan: bool | None = None  # --draft-plan: styles drafted by the free plan endpoint
 
 
 class ElevenLabsSection(_Strict):

@@ -18,6 +18,7 @@ tracebacks only appear with ``--debug``.
     ├── ProviderError         the music service failed (exit 6)
     │   ├── AuthenticationError   401/402/403: key, plan or permission
     │   ├── RequestRejectedError  400/422: a field the service refused
+    │   │   └── PlanRejectedError     400 bad_composition_plan, with the suggested plan
     │   ├── RateLimitedError      429 (concurrency or load), retried where safe
     │   ├── ServiceError          5xx and dropped connections
     │   └── PossiblyChargedError  a request may have been charged but its result was lost
@@ -27,6 +28,8 @@ Secrets never reach these messages: providers redact before raising.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class ReelscoreError(Exception):
@@ -118,6 +121,19 @@ class AuthenticationError(ProviderError):
 
 class RequestRejectedError(ProviderError):
     pass
+
+
+class PlanRejectedError(RequestRejectedError):
+    """400 ``bad_composition_plan`` (the copyright filter) with the service's suggested plan.
+
+    The compose step names the request (``request_id``) and saves the suggestion beside the job
+    for review."""
+
+    def __init__(self, message: str, *, suggestion: dict[str, Any], hint: str | None = None,
+                 status_code: int | None = None) -> None:
+        self.suggestion = suggestion
+        self.request_id: str | None = None
+        super().__init__(message, hint=hint, status_code=status_code)
 
 
 class RateLimitedError(ProviderError):

@@ -112,6 +112,7 @@ HOOK_KEYS: dict[str, str] = {
     "previous": "the previous scored edit or its job folder: update that score for this cut "
                 "(kept music copied, only new stretches generated)",
     "regenerate_trimmed": "true: with previous, generate trimmed scenes afresh",
+    "draft_plan": "true: the service's free plan endpoint drafts the styles (method compose)",
 }
 _LISTS = {"tags": ",", "media_root": os.pathsep}
 _RUN_ONLY = ("config", "profile", "work_dir", "source", "range")

@@ -63,3 +63,4 @@ DEBUG = typer.Option(False, "--debug", help="show tracebacks and every library's
 METHOD = typer.Option(None, "--method", help="video (video-to-music from rendered clips, default) | compose (a composition plan built from the cut: one section per scene, no clips rendered)")
 COMPOSITION = typer.Option(None, "--composition", help="plan: write the composition plan(s) here; score: compose from this reviewed plan (checked against the edit first)")
 BRIEF = typer.Option(None, "--brief", help="per-scene brief for --method compose (CSV or TOML: scene or record timecode -> styles, name)")
+DRAFT_PLAN = typer.Option(None, "--draft-plan/--no-draft-plan", help="with --method compose: the service's free plan endpoint drafts the styles from the cut's plan; names and durations stay the cut's (elevenlabs, mountsea)")

@@ -32,7 +32,9 @@ from reelscore.plan import PlannedRequest
 from reelscore.providers import GeneratedAudio, Provider, ProviderConfig, make_provider
 from reelscore.recut import fingerprint
 from reelscore.render import FFmpegRenderer, Renderer
+from reelscore.scenes import picture_cuts
 from reelscore.settings import NoProgress, ProgressSink, RequestState, ScoreSettings
+from reelscore.steps.drafting import check_draft_settings
 from reelscore.steps.finishing import ScoreResult, finish, safe_name
 from reelscore.steps.generation import GenerationPool, Outgoing, prepare, send
 from reelscore.steps.planning import PlannedEdit, default_renderer, plan_edit
@@ -145,6 +147,9 @@ def score_timeline(
     if work_dir is None:
         work_dir = (default_work_dir(output_path) if output_path is not None
                     else Path.cwd() / f"{safe_name(loaded.timeline.name or 'score')}.reelscore")
+    if settings.draft_plan:  # refused before the job folder is touched
+        provider = provider or make_provider(settings.provider, provider_config)
+    check_draft_settings(settings, provider)
     if settings.previous is not None:  # an update of a previous score (reelscore.recut_update)
         from reelscore.recut_update import update_from_previous
 
@@ -172,10 +177,12 @@ def score_timeline(
             from reelscore.steps.composing import compose_all
 
             provider = provider or make_provider(settings.provider, provider_config)
-            provider.preflight()
-            answers = compose_all(plan, job, provider, settings, progress)
+            provider.preflight_compose()
+            answers, marks = compose_all(
+                plan, job, provider, settings, progress,
+                cuts=picture_cuts(planned.picture, plan.range.start, plan.range.end))
             return finish(loaded, plan, job, answers, settings, progress,
-                          provider_name=provider.name, output_path=output_path)
+                          provider_name=provider.name, output_path=output_path, marks=marks)
         renderer = renderer or default_renderer(
             planned, settings, on_frames=lambda n: progress.advance("render", n))
         if isinstance(renderer, FFmpegRenderer):  # it reads the sources: are they video?

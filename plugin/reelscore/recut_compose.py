@@ -65,6 +65,6 @@ def compose_stretches(plan: ScorePlan, stretches: list[Stretch],
 
     def run(planned: PlannedEdit, job: Job, renderer: Renderer, provider: Provider,
             settings: ScoreSettings, progress: ProgressSink) -> dict[str, GeneratedAudio]:
-        return compose_all(composed, job, provider, settings, progress)
+        return compose_all(composed, job, provider, settings, progress)[0]  # no section markers on an update
 
     return run

@@ -58,9 +58,9 @@ from reelscore.recut_previous import (
     preview,
     save_preview,
 )
-from reelscore.reports.write import write_job_reports
 from reelscore.recut_requests import Stretch, job_plan, plan_stretches, requested_frames
 from reelscore.render import Renderer
+from reelscore.reports.write import write_job_reports
 from reelscore.settings import NoProgress, ProgressSink, ScoreSettings
 from reelscore.steps.finishing import ScoreResult, safe_name
 from reelscore.steps.planning import PlannedEdit, default_renderer

@@ -285,6 +285,15 @@ def snap_to_transitions(bounds: list[Boundary], spans: list[tuple[int, int]]) ->
     return out
 
 
+def picture_cuts(picture: Picture, start: int, end: int) -> list[int]:
+    """The picture's own cuts in (start, end), where ``--scenes cuts`` would put them (inside a
+    transition, at its midpoint): with ``--scenes markers`` or ``clips`` a scene can span several,
+    and ``--method compose`` splits a scene longer than a section can be at one of them."""
+    bounds = [Boundary(f) for f in picture.edit_points(start, end)]
+    return sorted({b.frame for b in snap_to_transitions(bounds, picture.transition_spans(start, end))
+                   if start < b.frame < end})
+
+
 def check_tiling(scenes: list[SceneCut], start: int, end: int) -> None:
     """Invariant: scenes tile [start, end) exactly. Raises AssertionError otherwise."""
     assert scenes and scenes[0].start == start and scenes[-1].end == end, (start, end)

@@ -82,6 +82,8 @@ class ScoreSettings(BaseModel):
     method: Literal["video", "compose"] = "video"
     composition: Path | None = None
     brief: Path | None = None
+    # --draft-plan: styles drafted by the service's free plan endpoint from the cut's plan
+    draft_plan: bool = False
 
     def limits(self) -> PlanLimits:
         return PlanLimits(max_seconds=self.max_request_seconds, max_videos=self.max_videos)
@@ -195,6 +197,7 @@ _SCORE = {"scenes": "scenes", "scene_track": "scene_track", "min_scene": "min_sc
           "reference": "reference", "reference_start": "reference_start",
           "timecode": "timecode", "concurrency": "concurrency",
           "method": "method", "composition": "composition", "brief": "brief",
+          "draft_plan": "draft_plan",
           "previous": "previous", "regenerate_trimmed": "regenerate_trimmed"}
 _CONNECTION = {"base_url": "base_url", "connect_timeout": "connect_timeout_s",
                "read_timeout": "read_timeout_s", "max_retries": "max_retries",
@@ -245,13 +248,14 @@ def build_settings(
     fields = {field: merged[key] for key, field in _SCORE.items() if key in merged}
     connection = {field: merged[key] for key, field in _CONNECTION.items() if key in merged}
     options = provider_options(provider, merged)
-    if provider == "mountsea" and "uploader" not in options:
+    # Composing sends plans, not clips: the proxy needs somewhere to put clips only for video.
+    if provider == "mountsea" and "uploader" not in options and merged.get("method") != "compose":
         raise InputError(
             "the mountsea proxy takes public URLs, so it needs an uploader for the clips and "
             "none is configured",
             hint='add to reelscore.toml: [uploader] type = "s3", bucket = "...", region = "..." '
                  "(credentials from the AWS chain); see README Configuration")
-    if provider == "mountsea" and "bucket" not in options["uploader"]:
+    if provider == "mountsea" and "bucket" not in options.get("uploader", {"bucket": None}):
         raise InputError(f"the [uploader] section has no bucket ({where('uploader.type')})",
                          hint='add bucket = "NAME" to the [uploader] section')
     try:

@@ -11,6 +11,7 @@ from reelscore.errors import InputError
 from reelscore.providers.base import (
     ClipRef,
     ComposeRequest,
+    DraftRequest,
     GeneratedAudio,
     GenerationRequest,
     GenerationSettings,
@@ -36,6 +37,7 @@ __all__ = [
     "PROVIDER_NAMES",
     "ClipRef",
     "ComposeRequest",
+    "DraftRequest",
     "ElevenLabsOptions",
     "GeneratedAudio",
     "GenerationRequest",

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from reelscore.errors import UnsupportedError
-from reelscore.musicplan import ModelId, PlanField, sections_of
+from reelscore.musicplan import ModelId, Plan, PlanField, sections_of
 from reelscore.providers.options import HttpOptions
 
 # Every output format the video-to-music endpoint accepts (reference/music_api.md §3).
@@ -97,6 +97,19 @@ class ComposeRequest(BaseModel):
         return sum(v.duration_ms for v in sections_of(self.composition_plan)) / 1000
 
 
+class DraftRequest(BaseModel):
+    """A brief for the free plan endpoint (``--draft-plan``): the service drafts a plan of
+    *music_length_ms* for *model_id*; the cut's durations and names replace its own later."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str
+    prompt: str = Field(min_length=1)
+    music_length_ms: int = Field(ge=3000, le=600000)
+    model_id: ModelId
+    source_plan: PlanField | None = None  # the cut's plan, for services that start from one
+
+
 class GeneratedAudio(BaseModel):
     """What came back, as stored in the job folder (untouched: conform works on a copy)."""
 
@@ -136,10 +149,16 @@ class Provider(Protocol):
     # Emits "upload_complete" just before the last byte of a request leaves, so an upload that
     # never completed (nothing can have been charged) can be resent safely.
     reports_upload_complete: bool
+    # Has a free plan endpoint (``draft_plan``, ``--draft-plan``).
+    drafts_plans: bool
 
     def preflight(self) -> None:
         """Check everything that can be checked before rendering (key present, base URL and
         options valid, clip hosting configured and reachable); raise the actionable error."""
+        ...
+
+    def preflight_compose(self) -> None:
+        """``preflight`` for ``--method compose``: what sending plans needs (no clip hosting)."""
         ...
 
     def check_access(self) -> str:
@@ -164,6 +183,11 @@ class Provider(Protocol):
         the same rules as ``generate``; ``UnsupportedError`` from a provider that cannot."""
         ...
 
+    def draft_plan(self, request: DraftRequest, *, on_event: EventSink = ignore_event) -> Plan:
+        """Ask the service's free plan endpoint for a plan drafted from *request*'s brief
+        (``--draft-plan``); ``UnsupportedError`` naming the flag from a provider that has none."""
+        ...
+
 
 class ProviderDefaults:
     """Defaults of the optional capabilities, for providers that have nothing to declare."""
@@ -171,9 +195,13 @@ class ProviderDefaults:
     name: str
     charges: bool = True
     reports_upload_complete: bool = False
+    drafts_plans: bool = False
 
     def preflight(self) -> None:
         return None
+
+    def preflight_compose(self) -> None:
+        self.preflight()
 
     def check_access(self) -> str:
         return "nothing to ask: no service behind this provider"
@@ -186,6 +214,13 @@ class ProviderDefaults:
             f"(request {request.request_id})",
             hint="use --method video with this provider, or --provider elevenlabs or local "
                  "with --method compose")
+
+
+    def draft_plan(self, request: DraftRequest, *, on_event: EventSink = ignore_event) -> Plan:
+        raise UnsupportedError(
+            f"--draft-plan needs a service's free plan endpoint; the {self.name} provider has "
+            "none (nothing was rendered or sent)",
+            hint="drop --draft-plan, or use --provider elevenlabs or mountsea")
 
 
 class ProviderConfig(BaseModel):

@@ -33,11 +33,12 @@ import httpx
 from pydantic import SecretStr
 
 from reelscore.errors import PossiblyChargedError, ProviderError, ServiceError
-from reelscore.musicplan import plan_wire
+from reelscore.musicplan import Plan, plan_wire
 from reelscore.providers.access import check_json_call
 from reelscore.providers.answers import ZipLimits, content_type_problem, finalize_audio
 from reelscore.providers.base import (
     ComposeRequest,
+    DraftRequest,
     EventSink,
     GeneratedAudio,
     GenerationRequest,
@@ -53,6 +54,7 @@ from reelscore.providers.client import (
     transport_error_text,
     validate_base_url,
 )
+from reelscore.providers.drafting import post_free_json, read_drafted_plan
 from reelscore.providers.multipart import (
     JsonBody,
     MultipartBody,
@@ -74,7 +76,7 @@ from reelscore.providers.video_request import validate_video_request
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 ENDPOINT = "/v1/music/video-to-music"
-PLAN_ENDPOINT = "/v1/music/plan"  # free: used to check access
+PLAN_ENDPOINT = "/v1/music/plan"  # free: checks access, drafts plans (--draft-plan)
 COMPOSE_ENDPOINT = "/v1/music"  # --method compose: a composition plan, JSON
 SERVICE = "ElevenLabs"
 
@@ -119,6 +121,7 @@ class ElevenLabsProvider:
     name = "elevenlabs"
     charges = True
     reports_upload_complete = True
+    drafts_plans = True
 
     def __init__(self, config: ProviderConfig, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -144,6 +147,9 @@ class ElevenLabsProvider:
     def preflight(self) -> None:
         """Find the key now, so a missing key fails before anything is rendered (the base URL
         and the options were checked when the provider was built)."""
+        self._api_key()
+
+    def preflight_compose(self) -> None:
         self._api_key()
 
     def check_access(self) -> str:
@@ -228,6 +234,21 @@ class ElevenLabsProvider:
         result = self._send(key, url, params, body, "compose", emit, answer_for, out_dir)
         result.metadata.update(endpoint=COMPOSE_ENDPOINT, model_id=request.model_id)
         return result
+
+    def draft_plan(self, request: DraftRequest, *, on_event: EventSink = ignore_event) -> Plan:
+        """``POST /v1/music/plan`` (free) with the brief, the length and the model."""
+        key = self._api_key()
+        emit = Emitter(self.redactor, on_event)
+        doc = post_free_json(
+            self.config, self.options, self.base_url + PLAN_ENDPOINT,
+            {"prompt": request.prompt, "music_length_ms": request.music_length_ms,
+             "model_id": request.model_id,
+             **({"source_composition_plan": plan_wire(request.source_plan)}
+                if request.source_plan is not None else {})},
+            headers={"xi-api-key": key.get_secret_value()}, service=SERVICE,
+            key_source=self._key_source, emit=emit, provider=self.name,
+            request_id=request.request_id, transport=self._transport, sleep=self._sleep)
+        return read_drafted_plan(doc, service=SERVICE)
 
     def _send(self, key: SecretStr, url: str, params: dict[str, str],
               make_body: Callable[[Callable[[], None]], MultipartBody | JsonBody], purpose: str,

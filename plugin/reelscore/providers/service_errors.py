@@ -27,6 +27,7 @@ import httpx
 
 from reelscore.errors import (
     AuthenticationError,
+    PlanRejectedError,
     PossiblyChargedError,
     ProviderError,
     RateLimitedError,
@@ -264,6 +265,12 @@ def error_from_response(
             status_code=s,
             retryable=True,
         )
+    suggested = info.data.get("composition_plan_suggestion")
+    if s == 400 and code == "bad_composition_plan" and isinstance(suggested, dict):
+        return PlanRejectedError(
+            f"{service} refused the composition plan (400 bad_composition_plan): {detail}{ref}",
+            suggestion=suggested, status_code=s,
+            hint="change the named styles (artist names and copyrighted styles are refused)")
     if s in (400, 404, 405, 409, 413, 415):
         hints = {
             400: "the service refused the content or settings; change them as the message says",

@@ -78,6 +78,7 @@ class TaskStatus(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     trace_id: str | None = None
+    result: Any = None  # the payload as the service passed it through (a drafted plan, ...)
 
 
 @dataclass
@@ -233,8 +234,11 @@ class TaskRunner:
 
     # -- the task -------------------------------------------------------------------------------
     def submit(self, payload: dict[str, Any], request_id: str) -> str:
-        doc = self.call_json(self.api.submit_call(payload), request_id=request_id,
-                             purpose="submit", idempotent=False)
+        return self.submit_call(self.api.submit_call(payload), request_id)
+
+    def submit_call(self, call: HttpCall, request_id: str, *, free: bool = False) -> str:
+        """Create a task with *call*; a *free* one (a plan) is retried like a poll."""
+        doc = self.call_json(call, request_id=request_id, purpose="submit", idempotent=free)
         tid = self.api.parse_submit(doc)
         self.emit("task_submitted", {"provider": self.provider, "request_id": request_id,
                                      "task_id": tid})
@@ -376,6 +380,10 @@ class TaskProvider(ProviderDefaults):
         check_uploader(require_uploader(self.options.uploader), redactor=self.redactor,
                        allow_insecure=self.config.allow_insecure)
 
+    def preflight_compose(self) -> None:
+        """Composing sends plans, not clips: the key is all it needs."""
+        self.auth_headers()
+
     def generate(self, request: GenerationRequest, out_dir: Path, *,
                  on_event: EventSink = ignore_event) -> GeneratedAudio:
         warnings = self.validate(request)
@@ -402,26 +410,30 @@ class TaskProvider(ProviderDefaults):
                                  "allow_resubmit": self.config.allow_resubmit})
                 urls = [uploader.upload(c.path) for c in request.clips]
                 tid = runner.submit(self.build_payload(urls, request), request.request_id)
-                status = runner.wait(tid, request.request_id)
-                if not status.result_urls:
-                    raise PossiblyChargedError(
-                        f"{self.api.service} task {tid} completed without a result URL",
-                        hint="check the task in the service's console; rerun with --resubmit "
-                        "to generate (and pay) again")
-                tmp, rec = runner.download(status.result_urls[0], out_dir, request.request_id,
-                                           tid)
-                try:
-                    audio = finalize_audio(
-                        tmp, out_dir=out_dir, request=request, provider=self.name,
-                        content_type=rec.content_type,
-                        ids={"task_id": tid, "trace_id": status.trace_id},
-                        redactor=self.redactor, emit=emit, attempts=rec.attempt)
-                finally:
-                    with contextlib.suppress(OSError):
-                        tmp.unlink()
-                audio.metadata.update(task_id=tid, trace_id=status.trace_id,
-                                      result_url=self.redactor.text(status.result_urls[0]))
+                audio = self.task_audio(runner, tid, request, out_dir, emit)
                 audio.metadata["warnings"] = warnings + audio.metadata.get("warnings", [])
                 return audio
         finally:
             uploader.cleanup()
+
+    def task_audio(self, runner: TaskRunner, tid: str, request: GenerationRequest, out_dir: Path,
+                   emit: Emitter) -> GeneratedAudio:
+        """Wait for task *tid*, download its audio and store it as *request*'s answer."""
+        status = runner.wait(tid, request.request_id)
+        if not status.result_urls:
+            raise PossiblyChargedError(
+                f"{self.api.service} task {tid} completed without a result URL",
+                hint="check the task in the service's console; rerun with --resubmit "
+                "to generate (and pay) again")
+        tmp, rec = runner.download(status.result_urls[0], out_dir, request.request_id, tid)
+        try:
+            audio = finalize_audio(
+                tmp, out_dir=out_dir, request=request, provider=self.name,
+                content_type=rec.content_type, ids={"task_id": tid, "trace_id": status.trace_id},
+                redactor=self.redactor, emit=emit, attempts=rec.attempt)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        audio.metadata.update(task_id=tid, trace_id=status.trace_id,
+                              result_url=self.redactor.text(status.result_urls[0]))
+        return audio

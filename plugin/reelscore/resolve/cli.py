@@ -111,6 +111,7 @@ def score(
     brief: Path | None = opt.BRIEF,
     previous: Path | None = opt.PREVIOUS,
     regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
+    draft_plan: bool | None = opt.DRAFT_PLAN,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score the current Resolve timeline and place the music on a new audio track."""
@@ -136,7 +137,7 @@ def score(
             markers=markers, resubmit=resubmit, workers=workers, concurrency=concurrency,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             max_retries=max_retries, allow_insecure=allow_insecure,
-            method=method, composition=composition, brief=brief,
+            method=method, composition=composition, brief=brief, draft_plan=draft_plan,
             previous=previous, regenerate_trimmed=regenerate_trimmed)
         built = build_settings(load_config(config, profile), values)
         options = ResolveRunOptions(

@@ -6,9 +6,10 @@ the external scripting connection (when Resolve's Python cannot import reelscore
 
 The dialog asks for what an editor changes per run: scene policy, description, tags, provider,
 the provider's base URL (the proxy route, data residency), loudness preset and target, range
-(whole timeline or in/out marks), render route and scene markers; when the timeline already carries
-a reelscore score (:mod:`reelscore.resolve.previous`), whether to update that score for this
-version of the cut (``--previous``). Its fields start at the values of
+(whole timeline or in/out marks), render route and scene markers, and for ``--method compose``
+the method, a reviewed composition plan file, a per-scene brief file and ``--draft-plan``;
+when the timeline already carries a reelscore score (:mod:`reelscore.resolve.previous`),
+whether to update that score for this version of the cut (``--previous``). Its fields start at the values of
 the configuration files (``reelscore.config``; ``$REELSCORE_CONFIG`` and ``$REELSCORE_PROFILE``
 choose a file and a profile), and every other setting comes from those files; the settings are
 built by the same function as every front end (``reelscore.settings.build_settings``).
@@ -23,6 +24,7 @@ import logging
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from reelscore.config import (
@@ -53,6 +55,7 @@ PRESETS: tuple[LoudnessPreset, ...] = get_args(LoudnessPreset)
 RANGES = ("Whole timeline", "In/out marks")
 RENDERS = ("Resolve render queue (grades, titles, effects)", "ffmpeg from the source media (faster)")
 RENDER_KEYS = ("resolve", "ffmpeg")
+METHODS = ("video", "compose")  # --method: video-to-music from clips, or a plan from the cut
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,11 @@ class DialogValues:
     # to update that score for this version of the cut instead of scoring afresh
     previous: str = ""
     update_previous: bool = False
+    # --method compose (issue 13): the method, a reviewed plan file, a per-scene brief, drafting
+    method: str = "video"
+    composition: str = ""
+    brief: str = ""
+    draft_plan: bool = False
 
     @property
     def shown_lufs(self) -> float:
@@ -89,7 +97,8 @@ def dialog_defaults(config: EffectiveConfig) -> DialogValues:
         tags=tuple(v.get("tags", ())),
         provider=pick_provider(v["provider"]) if "provider" in v else "local",
         target_lufs=None if lufs is None or lufs == LOUDNESS_PRESETS[preset][0] else float(lufs),
-        markers=bool(v.get("markers", False)), base_url=v.get("base_url", ""), loudness=preset)
+        markers=bool(v.get("markers", False)), base_url=v.get("base_url", ""), loudness=preset,
+        method=v.get("method", "video"), draft_plan=bool(v.get("draft_plan", False)))
 
 
 def _combo(ui: Any, element_id: str, items: tuple[str, ...], current: str) -> Any:
@@ -127,6 +136,14 @@ def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | No
         ui.CheckBox({"ID": "Markers", "Text": "Add a marker at each scene", "Checked": d.markers,
                      "Weight": 0}),
         *_previous_rows(ui, d),
+        _row(ui, "Method", _combo(ui, "Method", METHODS, d.method)),
+        _row(ui, "Composition plan", ui.LineEdit({
+            "ID": "Composition", "Text": d.composition,
+            "PlaceholderText": "compose: a reviewed plan file (reelscore plan --composition)"})),
+        _row(ui, "Brief", ui.LineEdit({"ID": "Brief", "Text": d.brief, "PlaceholderText":
+                                       "compose: per-scene brief file, CSV or TOML (optional)"})),
+        ui.CheckBox({"ID": "DraftPlan", "Text": "Draft the styles with the service's free plan "
+                     "endpoint (compose)", "Checked": d.draft_plan, "Weight": 0}),
         ui.Label({"ID": "Status", "Text": "Ready.", "Weight": 0}),
         ui.TextEdit({"ID": "Log", "ReadOnly": True, "PlainText": ""}),
         ui.HGroup({"Weight": 0}, [
@@ -136,7 +153,7 @@ def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | No
     ])
     return disp.AddWindow(
         {"ID": WINDOW_ID, "WindowTitle": "reelscore - score this timeline",
-         "Geometry": [200, 150, 620, 640]},
+         "Geometry": [200, 150, 620, 760]},
         content,
     )
 
@@ -179,6 +196,11 @@ def read_values(win: Any) -> DialogValues:
         previous=str(items["PreviousJob"].Text) if "PreviousJob" in items else "",
         update_previous=bool(items["UpdatePrevious"].Checked) if "UpdatePrevious" in items
         else False,
+        method=str(items["Method"].CurrentText) if items["Method"].CurrentText in METHODS
+        else "video",
+        composition=str(items["Composition"].Text or "").strip(),
+        brief=str(items["Brief"].Text or "").strip(),
+        draft_plan=bool(items["DraftPlan"].Checked),
     )
 
 
@@ -239,12 +261,15 @@ def built_settings(values: DialogValues, config: EffectiveConfig | None = None) 
         changed["base_url"] = None
     if values.update_previous and values.previous:
         changed["previous"] = values.previous
+    for name in ("composition", "brief"):  # file fields: typed paths, empty = not given
+        if name in changed:
+            changed[name] = Path(changed[name]).expanduser() if changed[name] else None
     return build_settings(config, front_end_values("dialog", **changed), origin="dialog",
                           default_provider="local")
 
 
 _SETTING_FIELDS = ("scenes", "description", "tags", "provider", "target_lufs", "markers",
-                   "base_url", "loudness")
+                   "base_url", "loudness", "method", "composition", "brief", "draft_plan")
 
 
 def default_runner(session: ResolveSession, values: DialogValues, progress: DialogProgress) -> list[str]:

@@ -108,6 +108,13 @@ def apply_marks(settings: ScoreSettings, edit: ResolveEdit, timeline: Ref) -> Sc
 
 
 def scene_markers(result: ScoreResult) -> list[SceneMarker]:
+    """One timeline marker per scene, or per composition-plan section when composing."""
+    if result.marks is not None:
+        ends = [m.frame for m in result.marks[1:]] + [result.plan.range.end]
+        return [SceneMarker(frame=m.frame, name=m.name, note=f"reelscore {m.comment}",
+                            duration=max(1, end - m.frame),
+                            custom_data=f"reelscore:{result.job_id}:section{n}")
+                for n, (m, end) in enumerate(zip(result.marks, ends), 1)]
     out: list[SceneMarker] = []
     for scene in result.plan.scenes:
         rng = scene.range

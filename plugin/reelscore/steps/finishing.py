@@ -9,6 +9,7 @@ reports   cues.csv, sheet.svg/.png and report.html in the job folder (reelscore.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,13 @@ from reelscore.reports.write import write_job_reports
 from reelscore.settings import ProgressSink, ScoreSettings
 from reelscore.timeline import LoadedEdit
 from reelscore.wavfile import read_wav, write_wav
-from reelscore.writeback import ScoreMedia, add_score_tracks, verify_written, write_edit
+from reelscore.writeback import (
+    ScoreMark,
+    ScoreMedia,
+    add_score_tracks,
+    verify_written,
+    write_edit,
+)
 
 
 @dataclass
@@ -54,6 +61,7 @@ class ScoreResult:
     job_id: str
     output_path: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    marks: list[ScoreMark] | None = None  # composing: one per section (else scene markers)
 
 
 def safe_name(name: str) -> str:
@@ -109,8 +117,10 @@ def finish(
     loaded: LoadedEdit, plan: ScorePlan, job: Job, results: dict[str, GeneratedAudio],
     settings: ScoreSettings, progress: ProgressSink, *, provider_name: str,
     output_path: Path | None, cut: CutFingerprint | None = None,
+    marks: Sequence[ScoreMark] | None = None,
 ) -> ScoreResult:
-    """Conform, normalise and write; record each in the manifest."""
+    """Conform, normalise and write; record each in the manifest. *marks*: the markers of
+    ``--markers`` (default one per scene; composing: one per section)."""
     name = safe_name(loaded.timeline.name or "score")
     progress.stage("normalise", 3)
     music, reports = conform_all(plan, results, "music", job=job)
@@ -176,7 +186,7 @@ def finish(
         media.append(ScoreMedia(sfx_wav, f"{settings.track_name} SFX",
                                 f"{settings.track_name} SFX - reelscore",
                                 {**provenance, "stem": "sfx"}))
-    scored = add_score_tracks(loaded, plan, media, markers=settings.markers)
+    scored = add_score_tracks(loaded, plan, media, markers=settings.markers, marks=marks)
     rate = plan.fraction_rate
     record_start = opentime.RationalTime(plan.start_frame + plan.range.start, float(rate))
     duration = opentime.RationalTime(plan.range.duration, float(rate))
@@ -207,5 +217,5 @@ def finish(
         timeline=scored, plan=plan, manifest_path=job.manifest_path, music_wav=music_wav,
         sfx_wav=sfx_wav, record_start=record_start, duration=duration, loudness=ldict,
         conform=[r.to_dict() for r in reports], job_id=job.job_id, summary=summary,
-        output_path=output_path,
+        output_path=output_path, marks=list(marks) if marks is not None else None,
     )

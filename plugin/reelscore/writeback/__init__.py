@@ -52,6 +52,7 @@ from reelscore.writeback.score_track import (
 )
 from reelscore.writeback.verify import KEEPS, read_written, verify_written
 from reelscore.writeback.write import (
+    ScoreMark,
     ScoreMedia,
     add_score_tracks,
     check_output_path,
@@ -65,6 +66,7 @@ __all__ = [
     "KEEPS",
     "META",
     "URL_FORMS",
+    "ScoreMark",
     "ScoreMedia",
     "adapter_for_output",
     "add_score_tracks",

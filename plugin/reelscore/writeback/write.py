@@ -57,14 +57,35 @@ class ScoreMedia:
     metadata: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ScoreMark:
+    """A marker on the score clip: at stack *frame*, named *name* (``--markers``)."""
+
+    frame: int
+    name: str
+    comment: str
+    metadata: dict[str, Any]
+
+
+def scene_marks(plan: ScorePlan) -> list[ScoreMark]:
+    """One marker per scene at its first frame (the video route's ``--markers``)."""
+    return [ScoreMark(scene.range.start, scene.name or f"Scene {i}",
+                      f"{scene.id} {scene.range.record_in}-{scene.range.record_out}",
+                      {"scene": scene.id, "record_in": scene.range.record_in,
+                       "record_out": scene.range.record_out})
+            for i, scene in enumerate(plan.scenes, 1)]
+
+
 def add_score_tracks(
     loaded: LoadedEdit,
     plan: ScorePlan,
     media: Sequence[ScoreMedia],
     *,
     markers: bool = False,
+    marks: Sequence[ScoreMark] | None = None,
 ) -> otio.schema.Timeline:
-    """Return a copy of the original timeline with one new audio track per *media* item."""
+    """Return a copy of the original timeline with one new audio track per *media* item; with
+    *markers*, the score clips carry *marks* (default: one per scene, ``scene_marks``)."""
     timeline: otio.schema.Timeline = copy.deepcopy(loaded.original)
     rate = loaded.raw_rate
     start = plan.range.start
@@ -93,15 +114,13 @@ def add_score_tracks(
         )
         clip.metadata[META] = dict(item.metadata)
         if markers:
-            for i, scene in enumerate(plan.scenes, 1):
-                offset = scene.range.start - start
+            for mark in (marks if marks is not None else scene_marks(plan)):
                 clip.markers.append(otio.schema.Marker(
-                    name=scene.name or f"Scene {i}",
-                    marked_range=opentime.TimeRange(at(offset), at(0)),
+                    name=mark.name,
+                    marked_range=opentime.TimeRange(at(mark.frame - start), at(0)),
                     color=otio.schema.MarkerColor.GREEN,
-                    comment=f"{scene.id} {scene.range.record_in}-{scene.range.record_out}",
-                    metadata={META: {"scene": scene.id, "record_in": scene.range.record_in,
-                                     "record_out": scene.range.record_out}},
+                    comment=mark.comment,
+                    metadata={META: dict(mark.metadata)},
                 ))
         track.append(clip)
         track.metadata[META] = {"generated": True, "drop_frame": plan.drop_frame}
