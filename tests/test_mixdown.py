@@ -211,3 +211,21 @@ def test_offline_and_unreadable_audio_are_listed_before_decoding(
         mix_edit_audio(edit, 0, 24)
     assert "--media-root" in str(off.value)
     assert offline_audio(edit, 48, 24) == []
+
+
+def test_aac_sources_land_within_a_few_samples_after_a_seek(tmp_path: Path) -> None:
+    """AAC in .m4a: an input seek alone lands up to 480 samples off; the pre-rolled seek does
+    not. Clicks survive AAC as short bursts whose peak is within 3 samples of the click."""
+    from reelscore.ffmpeg_cli import base_args, run
+
+    src = wav(tmp_path / "k.wav", clicks({s: 0.9 for s in (250_000, 390_000, 555_555)}, 14 * SR))
+    m4a = tmp_path / "k.m4a"
+    run(base_args() + ["-i", str(src), "-c:a", "aac", "-b:a", "192k", str(m4a)], "aac")
+    # in at frame 120 (file sample 240_000), at record frame 5 (10_000), 200 frames long
+    edit = edit_of([("A", [gap(5), clip("k", m4a, 120, 200)])], video_frames=205)
+    mix = mix_edit_audio(edit, 0, 205)
+    for file_sample in (250_000, 390_000):
+        expected = 10_000 + file_sample - 240_000
+        window = np.abs(mix[expected - 2000:expected + 2000, 0])
+        assert abs(int(np.argmax(window)) - 2000) <= 3, file_sample
+    assert np.max(np.abs(mix[:10_000])) == 0.0

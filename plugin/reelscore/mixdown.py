@@ -17,9 +17,9 @@ Where a clip's media time starts in its file: the media reference's ``available_
 else its first sample.
 
 Decoding: one ffmpeg per stretch of one file that the range uses (clips of the same file less
-than ``MERGE_GAP_S`` apart share it), resampled to 48 kHz by ffmpeg, input-seeking to a whole
-10 ms (whole second for rates not divisible by 100) so the first sample out is known exactly,
-streamed in chunks (memory stays bounded whatever the length). Stretches decode in parallel.
+than ``MERGE_GAP_S`` apart share it), resampled to 48 kHz by ffmpeg, seeking to a whole 10 ms
+(whole second for rates not divisible by 100) so the first sample out is known exactly (see
+:mod:`reelscore.mixdown_decode` for why the seek has a pre-roll), streamed in chunks (memory stays bounded whatever the length). Stretches decode in parallel.
 
 Fold to stereo (the rule, per source channel layout, ffmpeg's channel order):
 

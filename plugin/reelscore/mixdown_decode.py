@@ -1,9 +1,11 @@
 """Decoding one stretch of one file and adding its clips into the mix (see reelscore.mixdown).
 
-A :class:`Span` is decoded by one ffmpeg that input-seeks to a whole 10 ms (a whole second when
-the file's rate is not a multiple of 100 Hz): at such an instant both the file's samples and the
+A :class:`Span` is decoded by one ffmpeg that seeks to a whole 10 ms (a whole second when the
+file's rate is not a multiple of 100 Hz): at such an instant both the file's samples and the
 48 kHz samples fall exactly, so sample 0 of the output is file sample ``seek`` of the mix rate
-and every clip lands on its sample. Samples stream in chunks of ``CHUNK_S`` seconds; each chunk
+and every clip lands on its sample. The seek is an input seek ``PREROLL_S`` early followed by an
+output seek over the pre-roll (decoded, then dropped by timestamp): an input seek alone is not
+sample-exact for AAC in MP4/MOV (it landed 32 to 480 samples late in our measurements). Samples stream in chunks of ``CHUNK_S`` seconds; each chunk
 is folded to stereo once and added, with each clip's gain and crossfade ramps, where the clips
 using it sound.
 """
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNK_S = 2
+PREROLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,15 @@ class Span:
 
 def _args(span: Span, sample_rate: int) -> list[str]:
     seek_s = span.seek / sample_rate  # a whole 10 ms or second: exact in decimal
+    # Input-seek PREROLL_S early, then drop the pre-roll by timestamp on the output side: an
+    # input seek alone lands up to an AAC frame off in MP4 (measured: 32-480 samples).
+    pre_s = min(seek_s, PREROLL_S)
     # One extra 10 ms so ffmpeg's rounding of -t never cuts the last wanted sample.
     duration_s = math.ceil((span.length + sample_rate // 100) * 1000 / sample_rate) / 1000
     return base_args() + [
-        "-protocol_whitelist", INPUT_PROTOCOLS, "-ss", f"{seek_s:.3f}", "-i", file_arg(span.path),
-        "-t", f"{duration_s:.3f}", "-map", "0:a:0", "-vn", "-af", f"aresample={sample_rate}",
+        "-protocol_whitelist", INPUT_PROTOCOLS, "-ss", f"{seek_s - pre_s:.3f}",
+        "-i", file_arg(span.path), "-ss", f"{pre_s:.3f}", "-t", f"{duration_s:.3f}",
+        "-map", "0:a:0", "-vn", "-af", f"aresample={sample_rate}",
         "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"]
 
 
@@ -90,7 +97,10 @@ def _add_chunks(span: Span, chunks: Iterator[bytes], mix: np.ndarray, lock: thre
     got = 0  # span samples decoded so far
     for raw in chunks:
         block = np.frombuffer(raw, dtype="<f4").reshape(-1, span.channels)
-        stereo = block @ fold.T if span.channels != 2 else block
+        # Mono stays one column (it broadcasts into both sides when added; its -3 dB joins the
+        # clip's gain): half the work.
+        scale = float(fold[0, 0]) if span.channels == 1 else 1.0
+        stereo = block if span.channels <= 2 else block @ fold.T
         lo, hi = span.seek + got, span.seek + got + len(block)  # file samples of this chunk
         got += len(block)
         for piece in span.pieces:
@@ -100,7 +110,10 @@ def _add_chunks(span: Span, chunks: Iterator[bytes], mix: np.ndarray, lock: thre
                 continue
             out_lo = piece.out_start + (a - piece.file_start)
             out_hi = out_lo + (b - a)
-            part = stereo[a - lo:b - lo] * np.float32(piece.piece.gain)
+            part = stereo[a - lo:b - lo]
+            gain = piece.piece.gain * scale
+            if gain != 1.0:
+                part = part * np.float32(gain)
             if piece.ramps:
                 part = part * _ramp_gain(out_lo, out_hi, piece.ramps)[:, None]
             with lock:
