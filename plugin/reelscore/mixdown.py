@@ -47,7 +47,7 @@ import numpy as np
 from reelscore.conform import frames_to_samples
 from reelscore.errors import InputError, MediaError, OfflineMediaError, ReelscoreError
 from reelscore.ffmpeg_cli import MediaInfo, probe
-from reelscore.mixdown_decode import Span, decode_span
+from reelscore.mixdown_decode import PlacedPiece, Span, decode_span
 from reelscore.mixdown_layout import (
     AudioLayout,
     AudioPiece,
@@ -75,20 +75,6 @@ class OfflineAudio:
     timecode: str  # record timecode where it starts sounding (the edit's drop-frame flag)
     path: str  # the file found, or the paths tried
     problem: str
-
-
-@dataclass(frozen=True)
-class PlacedPiece:
-    """A piece with its file: file samples [file_start, file_start + count) (at the mix rate)
-    sound at output samples [out_start, out_start + count)."""
-
-    piece: AudioPiece
-    path: Path
-    channels: int
-    file_start: int
-    out_start: int
-    count: int
-    ramps: tuple[tuple[int, int, bool], ...] = ()  # crossfades: output samples [a, b), rising
 
 
 def audio_tracks(edit: LoadedEdit) -> list[AudioTrackInfo]:
@@ -223,7 +209,8 @@ def place(layout: AudioLayout, media: dict[int, tuple[Path, MediaInfo]], out0: i
         assert info.channels is not None
         ramps = tuple((to_sample(r.start, sample_rate) - out0, to_sample(r.end, sample_rate) - out0,
                        r.rising) for r in piece.ramps)
-        placed.append(PlacedPiece(piece, path, info.channels, file_start, a, b - a, ramps))
+        placed.append(PlacedPiece(piece.name, piece.track, path, info.channels, file_start, a,
+                                  b - a, piece.gain, ramps))
     return placed
 
 
@@ -251,6 +238,51 @@ def spans(placed: list[PlacedPiece], sample_rate: int,
     return out
 
 
+@dataclass(frozen=True)
+class MixJob:
+    """Everything a mixdown will do, decided before decoding: its length and its spans."""
+
+    samples: int
+    spans: tuple[Span, ...]
+
+    def key(self) -> list[dict[str, object]]:
+        """A fingerprint of the mix (files with size and mtime, placements, gains, ramps)."""
+        return [span.key() for span in sorted(self.spans, key=lambda s: (str(s.path), s.seek))]
+
+
+def prepare_mix(edit: LoadedEdit, start: int, frames: int, *,
+                tracks: Sequence[int | str] | None = None, sample_rate: int = 48000,
+                resolver: MediaResolver | None = None) -> MixJob:
+    """Lay out, find and check every clip's media, and cut the decoding into spans."""
+    out0 = frames_to_samples(start, edit.rate, sample_rate)
+    n = frames_to_samples(start + frames, edit.rate, sample_rate) - out0
+    layout = _layout(edit, start, frames, tracks)
+    for note in layout.ignored:
+        log.warning("mixdown: %s", note)
+    media, bad = _media(layout, edit, _resolver(edit, resolver))
+    if bad:
+        raise audio_problems_error(bad)
+    placed = place(layout, media, out0, sample_rate)
+    infos = {path: info for path, info in media.values()}
+    return MixJob(n, tuple(spans(placed, sample_rate, infos)))
+
+
+def run_mix(job: MixJob, *, sample_rate: int = 48000, workers: int = 2) -> np.ndarray:
+    """Decode *job*'s spans (in parallel) and sum them: float32 (samples, 2)."""
+    mix = np.zeros((job.samples, 2), dtype=np.float32)
+    lock = threading.Lock()
+    if workers <= 1 or len(job.spans) <= 1:
+        for span in job.spans:
+            decode_span(span, mix, lock, sample_rate, fold_matrix(span.channels))
+        return mix
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(decode_span, span, mix, lock, sample_rate,
+                               fold_matrix(span.channels)) for span in job.spans]
+        for future in futures:
+            future.result()
+    return mix
+
+
 def mix_edit_audio(edit: LoadedEdit, start: int, frames: int, *,
                    tracks: Sequence[int | str] | None = None,
                    sample_rate: int = 48000,
@@ -262,30 +294,10 @@ def mix_edit_audio(edit: LoadedEdit, start: int, frames: int, *,
     numbers. Raises InputError for an unknown track (naming those there are) and the error of
     :func:`audio_problems_error` when any clip's media cannot be mixed, before decoding.
     """
-    out0 = frames_to_samples(start, edit.rate, sample_rate)
-    n = frames_to_samples(start + frames, edit.rate, sample_rate) - out0
-    layout = _layout(edit, start, frames, tracks)
-    for note in layout.ignored:
-        log.warning("mixdown: %s", note)
-    media, bad = _media(layout, edit, _resolver(edit, resolver))
-    if bad:
-        raise audio_problems_error(bad)
-    placed = place(layout, media, out0, sample_rate)
-    infos = {path: info for path, info in media.values()}
-    mix = np.zeros((n, 2), dtype=np.float32)
-    lock = threading.Lock()
-    todo = spans(placed, sample_rate, infos)
-    if workers <= 1 or len(todo) <= 1:
-        for span in todo:
-            decode_span(span, mix, lock, sample_rate, fold_matrix(span.channels))
-        return mix
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(decode_span, span, mix, lock, sample_rate,
-                               fold_matrix(span.channels)) for span in todo]
-        for future in futures:
-            future.result()
-    return mix
+    job = prepare_mix(edit, start, frames, tracks=tracks, sample_rate=sample_rate,
+                      resolver=resolver)
+    return run_mix(job, sample_rate=sample_rate, workers=workers)
 
 
-__all__ = ["AudioTrackInfo", "OfflineAudio", "audio_problems_error", "audio_tracks",
-           "fold_matrix", "mix_edit_audio", "offline_audio"]
+__all__ = ["AudioTrackInfo", "MixJob", "OfflineAudio", "audio_problems_error", "audio_tracks",
+           "fold_matrix", "mix_edit_audio", "offline_audio", "prepare_mix", "run_mix"]
