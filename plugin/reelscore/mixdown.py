@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 MERGE_GAP_S = 5  # decoding 5 s nobody hears costs less than starting another ffmpeg
 MINUS_3DB = 0.7071067811865476
+PROBE_WORKERS = 4  # probes wait on ffmpeg starting more than on the CPU
 
 
 @dataclass(frozen=True)
@@ -124,25 +125,36 @@ def _problem(info: MediaInfo) -> str | None:
     return None
 
 
+def _probe(path: Path) -> MediaInfo | str:
+    """The file's media info, or what is wrong with it."""
+    try:
+        if path.stat().st_size == 0:
+            return "cannot be read as audio (the file is empty, 0 bytes)"
+        return probe(path)
+    except MediaError as exc:
+        detail = exc.message.rsplit(" as media: ", 1)[-1]
+        return f"cannot be read as audio ({detail})"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+
+
 def _media(layout: AudioLayout, edit: LoadedEdit, resolver: MediaResolver,
            ) -> tuple[dict[int, tuple[Path, MediaInfo]], list[OfflineAudio]]:
     found: dict[int, tuple[Path, MediaInfo]] = {}
     bad: list[OfflineAudio] = []
-    for i, piece in enumerate(layout.pieces):
-        lookup = resolver.resolve_clip(piece.clip)
+    lookups = [resolver.resolve_clip(piece.clip) for piece in layout.pieces]
+    paths = sorted({lookup.path for lookup in lookups if lookup.path is not None})
+    with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:  # each probe is one ffmpeg
+        probed = dict(zip(paths, pool.map(_probe, paths), strict=True))
+    for i, (piece, lookup) in enumerate(zip(layout.pieces, lookups, strict=True)):
         tc = _timecode(edit, piece)
         if lookup.path is None:
             bad.append(OfflineAudio(piece.name, piece.track, tc,
                                     "; ".join(lookup.tried) or "nothing", "offline"))
             continue
-        try:
-            if lookup.path.stat().st_size == 0:
-                raise MediaError("the file is empty (0 bytes)")
-            info = probe(lookup.path)
-        except MediaError as exc:
-            detail = exc.message.rsplit(" as media: ", 1)[-1]
-            bad.append(OfflineAudio(piece.name, piece.track, tc, str(lookup.path),
-                                    f"cannot be read as audio ({detail})"))
+        info = probed[lookup.path]
+        if isinstance(info, str):
+            bad.append(OfflineAudio(piece.name, piece.track, tc, str(lookup.path), info))
             continue
         problem = _problem(info)
         if problem is not None:

@@ -92,13 +92,23 @@ def _args(span: Span, sample_rate: int) -> list[str]:
         "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"]
 
 
-def _ramp_gain(out_lo: int, out_hi: int, ramps: tuple[tuple[int, int, bool], ...]) -> np.ndarray:
-    positions = np.arange(out_lo, out_hi, dtype=np.float64)
-    gain = np.ones(out_hi - out_lo, dtype=np.float64)
+def _apply_ramps(part: np.ndarray, out_lo: int,
+                 ramps: tuple[tuple[int, int, bool], ...]) -> np.ndarray:
+    """*part* (output samples from *out_lo*) through the crossfade ramps that overlap it; only
+    the overlapping samples are computed (a ramp covers a piece's head or tail)."""
+    out_hi = out_lo + len(part)
+    copied = False
     for start, end, rising in ramps:
-        x = np.clip((positions - start + 0.5) / max(1, end - start), 0.0, 1.0)
-        gain *= np.sin(np.pi / 2 * x) if rising else np.cos(np.pi / 2 * x)
-    return gain.astype(np.float32)
+        a, b = max(out_lo, start), min(out_hi, end)
+        if a >= b:
+            continue
+        if not copied:
+            part = part.copy() if part.shape[1] == 2 else np.repeat(part, 2, axis=1)
+            copied = True
+        x = (np.arange(a, b, dtype=np.float64) - start + 0.5) / max(1, end - start)
+        gain = np.sin(np.pi / 2 * x) if rising else np.cos(np.pi / 2 * x)
+        part[a - out_lo:b - out_lo] *= gain.astype(np.float32)[:, None]
+    return part
 
 
 def decode_span(span: Span, mix: np.ndarray, lock: threading.Lock, sample_rate: int,
@@ -136,7 +146,7 @@ def _add_chunks(span: Span, chunks: Iterator[bytes], mix: np.ndarray, lock: thre
             if gain != 1.0:
                 part = part * np.float32(gain)
             if piece.ramps:
-                part = part * _ramp_gain(out_lo, out_hi, piece.ramps)[:, None]
+                part = _apply_ramps(part, out_lo, piece.ramps)
             with lock:
                 mix[out_lo:out_hi] += part
         if got >= span.length:
