@@ -15,6 +15,7 @@ edit list: the decoded peak must be within ``SYNC_TOLERANCE_SAMPLES`` of the edi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,24 @@ def test_the_clip_cache_key_changes_with_the_sound(env: Path) -> None:
     clk[40_000] = 0.5
     write_wav(env / "clk.wav", clk, SR, bits=32)
     assert renderer.cache_key(video, encode) != key
+
+
+def test_the_otio_hook_sends_clips_with_sound(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("OTIO_PLUGIN_MANIFEST_PATH", "OTIO_DISABLE_ENTRYPOINTS_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    otio.plugins.ActiveManifest(force_reload=True)
+    try:
+        tl = otio.adapters.read_from_file(str(_edit(env)))
+        otio.adapters.write_to_file(tl, str(env / "hooked.otio"), hook_function_argument_map={
+            "reelscore.provider": "local", "reelscore.use_audio_as_reference": True,
+            "reelscore.scenes": "cuts", "reelscore.min_scene": 0.5,
+            "reelscore.work_dir": str(env / "job")})
+    finally:
+        otio.plugins.ActiveManifest(force_reload=True)
+    manifest = json.loads((env / "job" / "manifest.json").read_text())
+    assert manifest["settings"]["generation"]["use_audio_as_reference"] is True
+    renders = sorted(manifest["renders"].values(), key=lambda r: r["timeline_range"]["start"])
+    assert [r["timeline_range"]["start"] for r in renders] == [0, 48]
+    clip1, clip2 = (decode_audio(Path(r["clip"]["path"])) for r in renders)
+    assert abs(_peak_offset(clip1, 50_000)) <= SYNC_TOLERANCE_SAMPLES
+    assert abs(_peak_offset(clip2, 34_000)) <= SYNC_TOLERANCE_SAMPLES

@@ -35,6 +35,7 @@ Nothing is normalised: a loud mix may exceed full scale (the samples are float).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -279,8 +280,15 @@ def prepare_mix(edit: LoadedEdit, start: int, frames: int, *,
     return MixJob(n, tuple(spans(placed, sample_rate, infos)))
 
 
-def run_mix(job: MixJob, *, sample_rate: int = 48000, workers: int = 2) -> np.ndarray:
+def default_workers() -> int:
+    """Decoders at once: one per core and one more, so a core never idles while a thread
+    adds a chunk into the mix (its decoder waits on the full pipe meanwhile)."""
+    return (os.cpu_count() or 1) + 1
+
+
+def run_mix(job: MixJob, *, sample_rate: int = 48000, workers: int | None = None) -> np.ndarray:
     """Decode *job*'s spans (in parallel) and sum them: float32 (samples, 2)."""
+    workers = workers or default_workers()
     mix = np.zeros((job.samples, 2), dtype=np.float32)
     lock = threading.Lock()
     if workers <= 1 or len(job.spans) <= 1:
@@ -299,7 +307,7 @@ def mix_edit_audio(edit: LoadedEdit, start: int, frames: int, *,
                    tracks: Sequence[int | str] | None = None,
                    sample_rate: int = 48000,
                    resolver: MediaResolver | None = None,
-                   workers: int = 2) -> np.ndarray:
+                   workers: int | None = None) -> np.ndarray:
     """The stereo mixdown of stack frames [start, start + frames) (module docstring).
 
     *tracks*: None = every enabled audio track; else names (``"DX"``, ``"A2"``) or 1-based
