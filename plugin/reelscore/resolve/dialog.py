@@ -65,6 +65,7 @@ class DialogValues:
     markers: bool = False
     base_url: str = ""
     loudness: LoudnessPreset = DEFAULT_LOUDNESS
+    use_audio_as_reference: bool = False  # the clips carry the timeline's sound
 
     @property
     def shown_lufs(self) -> float:
@@ -83,7 +84,8 @@ def dialog_defaults(config: EffectiveConfig) -> DialogValues:
         tags=tuple(v.get("tags", ())),
         provider=pick_provider(v["provider"]) if "provider" in v else "local",
         target_lufs=None if lufs is None or lufs == LOUDNESS_PRESETS[preset][0] else float(lufs),
-        markers=bool(v.get("markers", False)), base_url=v.get("base_url", ""), loudness=preset)
+        markers=bool(v.get("markers", False)), base_url=v.get("base_url", ""), loudness=preset,
+        use_audio_as_reference=bool(v.get("use_audio_as_reference", False)))
 
 
 def _combo(ui: Any, element_id: str, items: tuple[str, ...], current: str) -> Any:
@@ -119,6 +121,9 @@ def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | No
         _row(ui, "Range", _combo(ui, "Range", RANGES, RANGES[1] if d.use_marks else RANGES[0])),
         _row(ui, "Render", _combo(ui, "Render", RENDERS, RENDERS[RENDER_KEYS.index(d.render)])),
         ui.CheckBox({"ID": "Markers", "Text": "Add a marker at each scene", "Checked": d.markers,
+                     "Weight": 0}),
+        ui.CheckBox({"ID": "HearSound", "Text": "Let the service hear the timeline's sound "
+                     "(clips sent with their audio)", "Checked": d.use_audio_as_reference,
                      "Weight": 0}),
         ui.Label({"ID": "Status", "Text": "Ready.", "Weight": 0}),
         ui.TextEdit({"ID": "Log", "ReadOnly": True, "PlainText": ""}),
@@ -158,6 +163,7 @@ def read_values(win: Any) -> DialogValues:
         markers=bool(items["Markers"].Checked),
         base_url=str(items["BaseUrl"].Text or "").strip(),
         loudness=loudness,
+        use_audio_as_reference=bool(items["HearSound"].Checked),
     )
 
 
@@ -221,7 +227,8 @@ def built_settings(values: DialogValues, config: EffectiveConfig | None = None) 
 
 
 _SETTING_FIELDS = ("scenes", "description", "tags", "provider", "target_lufs", "markers",
-                   "base_url", "loudness")
+                   "base_url", "loudness",
+                   "use_audio_as_reference")
 
 
 def default_runner(session: ResolveSession, values: DialogValues, progress: DialogProgress) -> list[str]:
