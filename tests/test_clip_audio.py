@@ -194,3 +194,45 @@ def test_the_otio_hook_sends_clips_with_sound(env: Path, monkeypatch: pytest.Mon
     clip1, clip2 = (decode_audio(Path(r["clip"]["path"])) for r in renders)
     assert abs(_peak_offset(clip1, 50_000)) <= SYNC_TOLERANCE_SAMPLES
     assert abs(_peak_offset(clip2, 34_000)) <= SYNC_TOLERANCE_SAMPLES
+
+
+def _reference_movie(folder: Path, *, sound: bool) -> Path:
+    """A 5-second 24 fps movie (the flattened cut) whose sound has clicks at samples 50_000
+    and 130_000 (PCM, so the clicks are exact in the movie)."""
+    from reelscore.ffmpeg_cli import base_args, run
+
+    movie = folder / ("reference.mov" if sound else "reference_mute.mov")
+    args = base_args() + ["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=24:duration=5"]
+    if sound:
+        clk = np.zeros((5 * SR, 2), dtype=np.float32)
+        clk[50_000] = clk[130_000] = 0.9
+        write_wav(folder / "mix.wav", clk, SR, bits=32)
+        args += ["-i", str(folder / "mix.wav"), "-map", "0:v", "-map", "1:a",
+                 "-c:a", "pcm_s24le"]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(movie)]
+    run(args, "making the reference movie")
+    return movie
+
+
+def test_with_a_reference_movie_the_clips_carry_the_movies_own_sound(env: Path) -> None:
+    edit = _edit(env)
+    (env / "clk.wav").unlink()  # the edit's own audio is offline: the movie's sound is used
+    movie = _reference_movie(env, sound=True)
+    out = env / "scored.otio"
+    code, text = _run("score", str(edit), "-o", str(out), "--provider", "local",
+                      "--reference", str(movie), "--reference-start", "01:00:00:00",
+                      "--use-audio-as-reference", "--scenes", "cuts", "--min-scene", "0.5")
+    assert code == 0, text
+    manifest = json.loads((env / "scored.otio.reelscore" / "manifest.json").read_text())
+    renders = sorted(manifest["renders"].values(), key=lambda r: r["timeline_range"]["start"])
+    clip1, clip2 = (decode_audio(Path(r["clip"]["path"])) for r in renders)
+    assert abs(_peak_offset(clip1, 50_000)) <= SYNC_TOLERANCE_SAMPLES
+    assert abs(_peak_offset(clip2, 34_000)) <= SYNC_TOLERANCE_SAMPLES
+    # a reference without sound is refused before anything renders
+    mute = _reference_movie(env, sound=False)
+    code, text = _run("score", str(edit), "-o", str(env / "mute.otio"), "--provider", "local",
+                      "--reference", str(mute), "--reference-start", "01:00:00:00",
+                      "--use-audio-as-reference", "--scenes", "cuts", "--min-scene", "0.5")
+    assert code == 2 and "has no sound" in text, text
+    clips = env / "mute.otio.reelscore" / "clips"
+    assert not clips.exists() or not any(clips.iterdir())
