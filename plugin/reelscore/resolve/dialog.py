@@ -79,6 +79,7 @@ class DialogValues:
     composition: str = ""
     brief: str = ""
     draft_plan: bool = False
+    use_audio_as_reference: bool = False  # the clips carry the timeline's sound
 
     @property
     def shown_lufs(self) -> float:
@@ -98,7 +99,8 @@ def dialog_defaults(config: EffectiveConfig) -> DialogValues:
         provider=pick_provider(v["provider"]) if "provider" in v else "local",
         target_lufs=None if lufs is None or lufs == LOUDNESS_PRESETS[preset][0] else float(lufs),
         markers=bool(v.get("markers", False)), base_url=v.get("base_url", ""), loudness=preset,
-        method=v.get("method", "video"), draft_plan=bool(v.get("draft_plan", False)))
+        method=v.get("method", "video"), draft_plan=bool(v.get("draft_plan", False)),
+        use_audio_as_reference=bool(v.get("use_audio_as_reference", False)))
 
 
 def _combo(ui: Any, element_id: str, items: tuple[str, ...], current: str) -> Any:
@@ -144,6 +146,9 @@ def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | No
                                        "compose: per-scene brief file, CSV or TOML (optional)"})),
         ui.CheckBox({"ID": "DraftPlan", "Text": "Draft the styles with the service's free plan "
                      "endpoint (compose)", "Checked": d.draft_plan, "Weight": 0}),
+        ui.CheckBox({"ID": "HearSound", "Text": "Let the service hear the timeline's sound "
+                     "(clips sent with their audio)", "Checked": d.use_audio_as_reference,
+                     "Weight": 0}),
         ui.Label({"ID": "Status", "Text": "Ready.", "Weight": 0}),
         ui.TextEdit({"ID": "Log", "ReadOnly": True, "PlainText": ""}),
         ui.HGroup({"Weight": 0}, [
@@ -201,6 +206,7 @@ def read_values(win: Any) -> DialogValues:
         composition=str(items["Composition"].Text or "").strip(),
         brief=str(items["Brief"].Text or "").strip(),
         draft_plan=bool(items["DraftPlan"].Checked),
+        use_audio_as_reference=bool(items["HearSound"].Checked),
     )
 
 
@@ -269,7 +275,8 @@ def built_settings(values: DialogValues, config: EffectiveConfig | None = None) 
 
 
 _SETTING_FIELDS = ("scenes", "description", "tags", "provider", "target_lufs", "markers",
-                   "base_url", "loudness", "method", "composition", "brief", "draft_plan")
+                   "base_url", "loudness", "method", "composition", "brief", "draft_plan",
+                   "use_audio_as_reference")
 
 
 def default_runner(session: ResolveSession, values: DialogValues, progress: DialogProgress) -> list[str]:
