@@ -78,7 +78,7 @@ def test_speech_in_release_attacks_from_the_level_reached() -> None:
 def test_quiet_dialogue_below_threshold_does_nothing() -> None:
     quiet = _bursts(2.0, [(0.5, 1.5)], level_db=-50)
     score = np.full((quiet.shape[0], 2), 0.25, dtype=np.float32)
-    ducked, gain, report = duck(score, quiet, DuckParams(threshold_db=-40))
+    ducked, _gain, report = duck(score, quiet, DuckParams(threshold_db=-40))
     assert report.stretches == () and report.seconds == 0
     assert np.array_equal(ducked, score)
     loud = _bursts(2.0, [(0.5, 1.5)], level_db=-30)
@@ -88,7 +88,7 @@ def test_quiet_dialogue_below_threshold_does_nothing() -> None:
 def test_ducked_score_is_score_times_gain() -> None:
     dx = _bursts(2.0, [(0.5, 1.0)])
     score = np.random.default_rng(2).uniform(-0.5, 0.5, (dx.shape[0], 2)).astype(np.float32)
-    ducked, gain, _ = duck(score, dx, DuckParams(depth_db=-10))
+    ducked, _gain, _ = duck(score, dx, DuckParams(depth_db=-10))
     mid = slice(round(0.7 * SR), round(0.9 * SR))
     assert np.sqrt(np.mean(ducked[mid] ** 2)) / np.sqrt(np.mean(score[mid] ** 2)) == \
         pytest.approx(10 ** (-10 / 20), rel=1e-4)
