@@ -146,6 +146,16 @@ def score(
     # recut
     previous: Path | None = opt.PREVIOUS,
     regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
+    # --duck, --preview (issue 15)
+    duck: bool | None = opt.DUCK,
+    dialogue_track: list[str] | None = opt.DIALOGUE_TRACK,
+    duck_threshold: float | None = opt.DUCK_THRESHOLD,
+    duck_attack: float | None = opt.DUCK_ATTACK,
+    duck_release: float | None = opt.DUCK_RELEASE,
+    duck_hold: float | None = opt.DUCK_HOLD,
+    duck_depth: float | None = opt.DUCK_DEPTH,
+    preview_movie: Path | None = typer.Option(None, "--preview", help="also write a review movie (H.264/AAC .mp4: picture, the edit's sound and the score, burnt-in timecode)"),
+    score_level: float = opt.SCORE_LEVEL,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score an edit file and write it back with a new, frame-exact music track."""
@@ -168,7 +178,10 @@ def score(
             allow_remote_media=allow_remote_media, reference=reference,
             reference_start=reference_start,
             method=method, composition=composition, brief=brief,
-            previous=previous, regenerate_trimmed=regenerate_trimmed)
+            previous=previous, regenerate_trimmed=regenerate_trimmed,
+            duck=duck, dialogue_track=dialogue_track, duck_threshold=duck_threshold,
+            duck_attack=duck_attack, duck_release=duck_release, duck_hold=duck_hold,
+            duck_depth=duck_depth)
         built = build_settings(load_config(config, profile), values,
                                load_key=not dry_run and previous is None)  # recut: no request
         settings = built.settings
@@ -181,12 +194,20 @@ def score(
             if not as_json:
                 typer.echo(f"provider: {settings.provider} (dry run: nothing rendered or sent)")
             return
+        if preview_movie is not None and preview_movie.exists() and not force:
+            from reelscore.errors import InputError
+            raise InputError(f"--preview {preview_movie}: the file exists",
+                             hint="choose another path, or pass --force to replace it")
         if settings.provider == "local":
             err.print("provider: local - an offline sketch engine for previews, not a "
                       "substitute for the music service")
         with RichProgress(err) as progress:
             result = score_file(input, output, settings, work_dir=work_dir, force=force,
                                 provider_config=built.provider_config, progress=progress)
+        if preview_movie is not None:  # the review movie of what was just written
+            from reelscore.preview import write_preview
+            movie = write_preview(output, preview_movie, score_level_db=score_level, force=force)
+            result.summary["preview"] = str(movie.path)
         if as_json:
             out.print_json(json.dumps({**result.summary, "manifest": str(result.manifest_path)}))
             return
@@ -196,6 +217,11 @@ def score(
                   f"dBTP{' (limiter used)' if s['limiter'] else ''}; {s['scenes']} scene(s), "
                   f"{s['record_in']}-{s['record_out']}")
         out.print(s["music_changes"])
+        if "ducked_seconds" in s:
+            out.print(f"ducked under dialogue: {s['ducked_seconds']:.2f} s at "
+                      f"{s['duck_depth_db']:+.1f} dB (unducked score on a muted track beside it)")
+        if "preview" in s:
+            out.print(f"review movie: {s['preview']}")
         out.print(f"wrote {output} (track {settings.track_name!r} -> {result.music_wav})")
         out.print(f"manifest: {result.manifest_path}")
 
@@ -459,6 +485,27 @@ def report(
         path = write_report(folder, output or folder.dir / REPORT_NAME)
         out.print(f"wrote {path}" + (f" ({len(folder.missing)} thing(s) missing: an "
                                      "interrupted run)" if folder.missing else ""))
+
+    run_command(debug, body)
+
+
+@app.command()
+def preview(
+    edit: Path = typer.Argument(..., help="an edit `reelscore score` wrote (its job folder beside it)"),
+    output: Path = typer.Option(..., "-o", "--output", help="review movie to write (.mp4, H.264/AAC)"),
+    score_level: float = opt.SCORE_LEVEL,
+    force: bool = typer.Option(False, "--force", help="replace an existing OUTPUT"),
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Write a review movie of a scored edit: picture, the edit's sound and the score, with
+    burnt-in record timecode and scene numbers."""
+
+    def body() -> None:
+        from reelscore.preview import write_preview
+
+        result = write_preview(edit, output, score_level_db=score_level, force=force)
+        out.print(f"wrote {result.path}: {result.frames} frames, {result.record_in}-"
+                  f"{result.record_out}, score at {result.score_level_db:+.1f} dB")
 
     run_command(debug, body)
 

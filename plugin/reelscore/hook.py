@@ -100,8 +100,16 @@ HOOK_KEYS: dict[str, str] = {
     "method": "video (default) | compose: a composition plan built from the cut, one section per scene",
     "composition": "a reviewed composition plan file to compose from (checked against the edit)",
     "brief": "per-scene brief for method compose (CSV or TOML)",
+    # --duck (issue 15)
+    "duck": "true: duck the score under the dialogue (the unducked score stays beside it, muted)",
+    "dialogue_track": "audio track(s) driving duck, names or numbers (list, or comma-separated; default DIA, DX, Dialogue, VO)",
+    "duck_threshold": "dialogue level that ducks (dBFS, default -40)",
+    "duck_attack": "ms to full depth after speech starts (default 50)",
+    "duck_release": "ms back to full level (default 500)",
+    "duck_hold": "ms the score stays down after speech stops (default 250)",
+    "duck_depth": "dB the score goes down under dialogue (default -10)",
 }
-_LISTS = {"tags": ",", "media_root": os.pathsep}
+_LISTS = {"tags": ",", "media_root": os.pathsep, "dialogue_track": ","}
 _RUN_ONLY = ("config", "profile", "work_dir", "source", "range")
 
 

@@ -109,6 +109,13 @@ def score(
     method: str | None = opt.METHOD,
     composition: Path | None = opt.COMPOSITION,
     brief: Path | None = opt.BRIEF,
+    duck: bool | None = opt.DUCK,
+    dialogue_track: list[str] | None = opt.DIALOGUE_TRACK,
+    duck_threshold: float | None = opt.DUCK_THRESHOLD,
+    duck_attack: float | None = opt.DUCK_ATTACK,
+    duck_release: float | None = opt.DUCK_RELEASE,
+    duck_hold: float | None = opt.DUCK_HOLD,
+    duck_depth: float | None = opt.DUCK_DEPTH,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score the current Resolve timeline and place the music on a new audio track."""
@@ -134,7 +141,10 @@ def score(
             markers=markers, resubmit=resubmit, workers=workers, concurrency=concurrency,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             max_retries=max_retries, allow_insecure=allow_insecure,
-            method=method, composition=composition, brief=brief)
+            method=method, composition=composition, brief=brief,
+            duck=duck, dialogue_track=dialogue_track, duck_threshold=duck_threshold,
+            duck_attack=duck_attack, duck_release=duck_release, duck_hold=duck_hold,
+            duck_depth=duck_depth)
         built = build_settings(load_config(config, profile), values)
         options = ResolveRunOptions(
             timeline_name=timeline, use_marks=range_ == "marks",

@@ -65,6 +65,10 @@ class DialogValues:
     markers: bool = False
     base_url: str = ""
     loudness: LoudnessPreset = DEFAULT_LOUDNESS
+    # --duck (issue 15): duck the score under the dialogue tracks
+    duck: bool = False
+    duck_depth: float = -10.0
+    dialogue_track: tuple[str, ...] = ()
 
     @property
     def shown_lufs(self) -> float:
@@ -83,7 +87,9 @@ def dialog_defaults(config: EffectiveConfig) -> DialogValues:
         tags=tuple(v.get("tags", ())),
         provider=pick_provider(v["provider"]) if "provider" in v else "local",
         target_lufs=None if lufs is None or lufs == LOUDNESS_PRESETS[preset][0] else float(lufs),
-        markers=bool(v.get("markers", False)), base_url=v.get("base_url", ""), loudness=preset)
+        markers=bool(v.get("markers", False)), base_url=v.get("base_url", ""), loudness=preset,
+        duck=bool(v.get("duck", False)), duck_depth=float(v.get("duck_depth", -10.0)),
+        dialogue_track=tuple(v.get("dialogue_track", ())))
 
 
 def _combo(ui: Any, element_id: str, items: tuple[str, ...], current: str) -> Any:
@@ -120,6 +126,13 @@ def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | No
         _row(ui, "Render", _combo(ui, "Render", RENDERS, RENDERS[RENDER_KEYS.index(d.render)])),
         ui.CheckBox({"ID": "Markers", "Text": "Add a marker at each scene", "Checked": d.markers,
                      "Weight": 0}),
+        ui.CheckBox({"ID": "Duck", "Text": "Duck the score under dialogue (unducked kept, "
+                     "muted)", "Checked": d.duck, "Weight": 0}),
+        _row(ui, "Duck depth (dB)", ui.SpinBox({"ID": "DuckDepth", "Minimum": -40, "Maximum": -1,
+                                                "Value": round(d.duck_depth)})),
+        _row(ui, "Dialogue tracks", ui.LineEdit({
+            "ID": "DialogueTracks", "Text": ", ".join(d.dialogue_track),
+            "PlaceholderText": "names, comma-separated (default: DIA, DX, Dialogue, VO)"})),
         ui.Label({"ID": "Status", "Text": "Ready.", "Weight": 0}),
         ui.TextEdit({"ID": "Log", "ReadOnly": True, "PlainText": ""}),
         ui.HGroup({"Weight": 0}, [
@@ -158,6 +171,10 @@ def read_values(win: Any) -> DialogValues:
         markers=bool(items["Markers"].Checked),
         base_url=str(items["BaseUrl"].Text or "").strip(),
         loudness=loudness,
+        duck=bool(items["Duck"].Checked),
+        duck_depth=float(items["DuckDepth"].Value),
+        dialogue_track=tuple(t.strip() for t in str(items["DialogueTracks"].Text or "").split(",")
+                             if t.strip()),
     )
 
 
@@ -214,6 +231,8 @@ def built_settings(values: DialogValues, config: EffectiveConfig | None = None) 
         changed["tags"] = list(values.tags)
     if "description" in changed:
         changed["description"] = values.description or None
+    if "dialogue_track" in changed:
+        changed["dialogue_track"] = list(values.dialogue_track)
     if changed.get("base_url") == "":
         changed["base_url"] = None
     return build_settings(config, front_end_values("dialog", **changed), origin="dialog",
@@ -221,7 +240,8 @@ def built_settings(values: DialogValues, config: EffectiveConfig | None = None) 
 
 
 _SETTING_FIELDS = ("scenes", "description", "tags", "provider", "target_lufs", "markers",
-                   "base_url", "loudness")
+                   "base_url", "loudness",
+                   "duck", "duck_depth", "dialogue_track")
 
 
 def default_runner(session: ResolveSession, values: DialogValues, progress: DialogProgress) -> list[str]:

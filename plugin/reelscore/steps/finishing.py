@@ -26,6 +26,7 @@ from reelscore.conform import (
     join_requests,
     load_generated,
 )
+from reelscore.dialogue import Ducked, duck_music
 from reelscore.errors import AudioError, MediaError
 from reelscore.fsutil import sha256_file
 from reelscore.job import Job, RecutBasis
@@ -120,6 +121,11 @@ def finish(
             progress.note(f"{r.request_id}: the service returned {r.drift_frames:+.1f} frames "
                           f"against the plan; {r.action} to fit")
     job.set("conform", [r.to_dict() for r in reports])
+    ducked: Ducked | None = None
+    unducked = music
+    if settings.duck:  # the placed score is the ducked one, normalised as delivered
+        ducked = duck_music(loaded, plan, music, settings, SAMPLE_RATE)
+        music = ducked.music
     progress.advance("normalise")
 
     music_wav = job.audio_dir / f"{name}.score.wav"
@@ -172,6 +178,8 @@ def finish(
     }
     media = [ScoreMedia(music_wav, settings.track_name, f"{settings.track_name} - reelscore",
                         provenance)]
+    if ducked is not None:
+        media.append(_unducked_alternative(unducked, ducked, job, name, settings, provenance))
     if sfx_wav is not None:
         media.append(ScoreMedia(sfx_wav, f"{settings.track_name} SFX",
                                 f"{settings.track_name} SFX - reelscore",
@@ -192,6 +200,9 @@ def finish(
         "music_wav": str(music_wav),
         "music_changes": changes["summary"],
     }
+    if ducked is not None:
+        summary["ducked_seconds"] = round(ducked.report.seconds, 2)
+        summary["duck_depth_db"] = ducked.params.depth_db
     outputs: dict[str, Any] = {"music_wav": str(music_wav),
                                "sfx_wav": str(sfx_wav) if sfx_wav else None}
     if output_path is not None:
@@ -209,3 +220,20 @@ def finish(
         conform=[r.to_dict() for r in reports], job_id=job.job_id, summary=summary,
         output_path=output_path,
     )
+
+
+def _unducked_alternative(music: np.ndarray, ducked: Ducked, job: Job, name: str,
+                          settings: ScoreSettings, provenance: dict[str, Any]) -> ScoreMedia:
+    """The score without the ducking, normalised on its own (what a run without --duck
+    delivers), written beside the ducked one and placed as a muted track; recorded in the
+    manifest's ``ducking``."""
+    normalised, report = loudness.normalise(music, SAMPLE_RATE, target_lufs=settings.target_lufs,
+                                            true_peak_dbtp=settings.true_peak)
+    path = job.audio_dir / f"{name}.score-unducked.wav"
+    write_wav(path, normalised, SAMPLE_RATE, bits=settings.wav_bits)
+    track = f"{settings.track_name} (unducked)"
+    job.set("ducking", {**ducked.record(), "alternative_wav": str(path),
+                        "alternative_track": track,
+                        "alternative_integrated_lufs": round(report.after.integrated_lufs, 3)})
+    return ScoreMedia(path, track, f"{settings.track_name} unducked - reelscore",
+                      {**provenance, "alternative": "unducked"}, enabled=False)
