@@ -32,7 +32,8 @@ from tests.fake_resolve import FakeResolve, StubBmd, StubDispatcher, StubFusion,
 
 FIELDS = {"ReelscoreWindow", "Header", "Scenes", "Description", "Tags", "Provider", "BaseUrl",
           "LoudnessPreset", "Loudness", "Range", "Render", "Markers", "Status", "Log", "Score",
-          "Close"}
+          "Close",
+          "Duck", "DuckDepth", "DialogueTracks"}
 
 
 def _session() -> Any:

@@ -55,6 +55,7 @@ class ScoreResult:
     job_id: str
     output_path: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    alternative_wav: Path | None = None  # --duck: the unducked score, placed muted
 
 
 def safe_name(name: str) -> str:
@@ -180,6 +181,9 @@ def finish(
                         provenance)]
     if ducked is not None:
         media.append(_unducked_alternative(unducked, ducked, job, name, settings, provenance))
+        outputs_alt: Path | None = media[-1].path
+    else:
+        outputs_alt = None
     if sfx_wav is not None:
         media.append(ScoreMedia(sfx_wav, f"{settings.track_name} SFX",
                                 f"{settings.track_name} SFX - reelscore",
@@ -218,7 +222,7 @@ def finish(
         timeline=scored, plan=plan, manifest_path=job.manifest_path, music_wav=music_wav,
         sfx_wav=sfx_wav, record_start=record_start, duration=duration, loudness=ldict,
         conform=[r.to_dict() for r in reports], job_id=job.job_id, summary=summary,
-        output_path=output_path,
+        output_path=output_path, alternative_wav=outputs_alt,
     )
 
 
