@@ -129,7 +129,7 @@ def test_cli_duck_ducks_under_dx_and_keeps_the_unducked_beside_it(tmp_path: Path
     assert tracks["DX"].enabled  # the edit's own tracks untouched
 
 
-def test_hook_duck_writes_fcp7_xml_with_the_alternative_track(tmp_path: Path,
+def test_hook_duck_writes_fcp7_xml_without_a_track_that_would_play(tmp_path: Path,
                                                               dx_edit: Path) -> None:
     tl = otio.adapters.read_from_file(str(dx_edit))
     out = tmp_path / "scored.xml"
@@ -151,7 +151,10 @@ def test_hook_duck_writes_fcp7_xml_with_the_alternative_track(tmp_path: Path,
     urls = [c.media_reference.target_url for t in back.audio_tracks() for c in t.find_clips()]
     names = {Path(u).name for u in urls}
     assert Path(manifest["outputs"]["music_wav"]).name in names
-    assert Path(ducking["alternative_wav"]).name in names
+    # FCP 7 XML has no track mute (OTIO's writer drops it): a muted alternative would play,
+    # so it is left out of the file and kept in the job folder
+    assert Path(ducking["alternative_wav"]).name not in names
+    assert Path(ducking["alternative_wav"]).is_file()
 
 
 def test_unknown_dialogue_track_names_the_tracks_there_are(tmp_path: Path,
@@ -174,3 +177,25 @@ def test_no_dialogue_track_by_name_is_refused(tmp_path: Path, coded_video) -> No
     assert proc.returncode != 0
     assert "no dialogue track" in proc.stderr and "A1 'MUSIC'" in proc.stderr
     assert not (tmp_path / "s.otio").exists()
+
+
+@pytest.mark.parametrize("ext", ["otioz", "fcpxml", "aaf"])
+def test_alternative_track_per_format(tmp_path: Path, dx_edit: Path, ext: str) -> None:
+    """Read back per format: the ducked score always; the unducked one muted where the format
+    keeps a mute (.otio/.otioz), else left out (it would play) and kept in the job folder."""
+    out = tmp_path / f"scored.{ext}"
+    proc = _score(tmp_path, dx_edit, out, "--duck")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(Path(json.loads(proc.stdout)["manifest"]).read_text())
+    ducked = Path(manifest["outputs"]["music_wav"]).name
+    unducked = Path(manifest["ducking"]["alternative_wav"]).name
+    back = otio.adapters.read_from_file(str(out))
+    placed = {Path(c.media_reference.target_url).name: t.enabled
+              for t in back.audio_tracks() for c in t.find_clips()
+              if isinstance(c.media_reference, otio.schema.ExternalReference)}
+    assert placed[ducked] is True
+    if ext == "otioz":
+        assert placed[unducked] is False
+    else:
+        assert unducked not in placed
+        assert "cannot hold a muted track" in proc.stderr

@@ -209,6 +209,8 @@ def finish(
         summary["duck_depth_db"] = ducked.params.depth_db
     outputs: dict[str, Any] = {"music_wav": str(music_wav),
                                "sfx_wav": str(sfx_wav) if sfx_wav else None}
+    if output_path is not None and ducked is not None:
+        _note_alternative(output_path, progress)
     if output_path is not None:
         progress.stage("write")
         outputs["edit_adapter"] = write_edit(scored, output_path)
@@ -241,3 +243,14 @@ def _unducked_alternative(music: np.ndarray, ducked: Ducked, job: Job, name: str
                         "alternative_integrated_lufs": round(report.after.integrated_lufs, 3)})
     return ScoreMedia(path, track, f"{settings.track_name} unducked - reelscore",
                       {**provenance, "alternative": "unducked"}, enabled=False)
+
+
+def _note_alternative(output_path: Path, progress: ProgressSink) -> None:
+    """Formats whose writers drop a track's mute get no unducked track (it would play)."""
+    from reelscore.writeback import adapter_for_output
+    from reelscore.writeback.score_track import ADAPTER_LABELS, KEEPS_MUTED_TRACKS
+
+    adapter = adapter_for_output(output_path)
+    if adapter not in KEEPS_MUTED_TRACKS:
+        progress.note(f"{ADAPTER_LABELS.get(adapter, adapter)} cannot hold a muted track: the "
+                      "unducked score is in the job folder only (ducking.alternative_wav)")
