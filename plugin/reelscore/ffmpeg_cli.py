@@ -176,6 +176,29 @@ def read_frames(args: Sequence[str], frame_bytes: int, purpose: str, *,
             _stop(proc)
 
 
+def read_chunks(args: Sequence[str], chunk_bytes: int, purpose: str, *,
+                hint: str | None = None) -> Generator[bytes, None, None]:
+    """Like :func:`read_frames`, but the last chunk may be shorter (a stream of samples, not
+    frames): every byte ffmpeg wrote is yielded, in chunks of at most *chunk_bytes*."""
+    with tempfile.TemporaryFile() as err:
+        proc = _start(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        try:
+            while True:
+                chunk = _read_exact(proc.stdout, chunk_bytes)
+                if chunk:
+                    yield chunk
+                if len(chunk) < chunk_bytes:
+                    break
+            returncode = proc.wait()
+            tail = _stderr_tail(err)
+            if returncode != 0 or tail.strip():
+                raise FFmpegError(purpose, returncode or 1, tail, hint=hint)
+        finally:
+            proc.stdout.close()
+            _stop(proc)
+
+
 class FrameWriter:
     """The stdin of a running encoder (see :func:`write_frames`); counts what it was given."""
 
@@ -293,6 +316,20 @@ _HZ = re.compile(r"(\d+) Hz")
 _STILL_CODECS = {"png", "mjpeg", "tiff", "bmp", "dpx", "exr", "jpeg2000", "webp", "targa"}
 
 
+# Channel layouts as ``ffmpeg -i`` prints them, and their channel counts.
+_LAYOUTS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.1": 6,
+            "6.0": 6, "6.1": 7, "7.0": 7, "7.1": 8}
+_LAYOUT = re.compile(r", (mono|stereo|2\.1|3\.0|quad|4\.0|5\.0|5\.1|6\.0|6\.1|7\.0|7\.1)\b"
+                     r"|, (\d+) channels")
+
+
+def _channels(stream: str) -> int | None:
+    found = _LAYOUT.search(stream)
+    if found is None:
+        return None
+    return _LAYOUTS[found.group(1)] if found.group(1) else int(found.group(2))
+
+
 @functools.lru_cache(maxsize=512)
 def _probe_cached(path: str, mtime_ns: int, size: int) -> MediaInfo:
     proc = subprocess.run(
@@ -332,7 +369,7 @@ def _probe_cached(path: str, mtime_ns: int, size: int) -> MediaInfo:
         hz = _HZ.search(audio.group(2))
         sample_rate = int(hz.group(1)) if hz else None
         rest = audio.group(2)
-        channels = 1 if " mono" in rest else 2 if "stereo" in rest else 6 if "5.1" in rest else None
+        channels = _channels(rest)
     timecode = _TC.search(text)
     is_still = bool(vcodec in _STILL_CODECS and (duration_s is None or (duration_s or 0) <= 0.05))
     return MediaInfo(
