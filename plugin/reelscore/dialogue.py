@@ -18,8 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel
 
 from reelscore.ducking import DuckParams, DuckReport, duck
 from reelscore.errors import InputError
@@ -102,15 +104,35 @@ class Ducked:
     tracks: tuple[AudioTrackInfo, ...]
     params: DuckParams
 
-    def record(self) -> dict[str, object]:
+    def record(self, alternative_wav: Path, alternative_track: str,
+               alternative_lufs: float) -> DuckingRecord:
         """What the manifest keeps (docs/manifest.md ``ducking``)."""
         p = self.params
-        return {"tracks": [_label(t) for t in self.tracks],
-                "seconds": round(self.report.seconds, 3), "depth_db": p.depth_db,
-                "stretches": len(self.report.stretches), "threshold_db": p.threshold_db,
-                "attack_ms": p.attack_ms, "release_ms": p.release_ms, "hold_ms": p.hold_ms,
-                "loudness": "the ducked score is normalised as delivered; the unducked "
-                            "alternative is normalised on its own"}
+        return DuckingRecord(
+            tracks=[_label(t) for t in self.tracks], seconds=round(self.report.seconds, 3),
+            depth_db=p.depth_db, stretches=len(self.report.stretches),
+            threshold_db=p.threshold_db, attack_ms=p.attack_ms, release_ms=p.release_ms,
+            hold_ms=p.hold_ms, alternative_wav=str(alternative_wav),
+            alternative_track=alternative_track,
+            alternative_integrated_lufs=round(alternative_lufs, 3))
+
+
+class DuckingRecord(BaseModel):
+    """``ducking`` in the manifest: what the side chain did and where the unducked score is."""
+
+    tracks: list[str]
+    seconds: float
+    depth_db: float
+    stretches: int
+    threshold_db: float
+    attack_ms: float
+    release_ms: float
+    hold_ms: float
+    loudness: str = ("the ducked score is normalised as delivered; the unducked alternative is "
+                     "normalised on its own")
+    alternative_wav: str
+    alternative_track: str
+    alternative_integrated_lufs: float
 
 
 def duck_music(edit: LoadedEdit, plan: ScorePlan, music: np.ndarray,

@@ -238,9 +238,8 @@ def _unducked_alternative(music: np.ndarray, ducked: Ducked, job: Job, name: str
     path = job.audio_dir / f"{name}.score-unducked.wav"
     write_wav(path, normalised, SAMPLE_RATE, bits=settings.wav_bits)
     track = f"{settings.track_name} (unducked)"
-    job.set("ducking", {**ducked.record(), "alternative_wav": str(path),
-                        "alternative_track": track,
-                        "alternative_integrated_lufs": round(report.after.integrated_lufs, 3)})
+    job.set("ducking", ducked.record(path, track, report.after.integrated_lufs)
+            .model_dump(mode="json"))
     return ScoreMedia(path, track, f"{settings.track_name} unducked - reelscore",
                       {**provenance, "alternative": "unducked"}, enabled=False)
 
