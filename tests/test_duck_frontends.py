@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from reelscore.config import ConfigLayer, EffectiveConfig
@@ -59,7 +60,7 @@ def test_resolve_score_ducks_and_places_the_unducked_score_muted(tmp_path, media
     ducking = manifest["ducking"]
     assert ducking["tracks"] == ["A1 'DX'"] and ducking["depth_db"] == -8
     assert ducking["hold_ms"] == 100
-    assert ducking["seconds"] == __import__("pytest").approx(1.1, abs=0.03)  # burst + hold
+    assert ducking["seconds"] == pytest.approx(1.1, abs=0.03)  # burst + hold
     # the delivered (placed) score is the ducked one: 8 dB down against the unducked inside
     ducked, _ = read_wav(Path(manifest["outputs"]["music_wav"]))
     unducked, _ = read_wav(Path(ducking["alternative_wav"]))
@@ -71,6 +72,9 @@ def test_resolve_score_ducks_and_places_the_unducked_score_muted(tmp_path, media
     inside = rms(ducked, 1.1, 1.9) - rms(unducked, 1.1, 1.9)
     outside = rms(ducked, 3.0, 4.0) - rms(unducked, 3.0, 4.0)
     assert abs(inside - outside - (-8)) < 0.5
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["ducked_seconds"] == pytest.approx(1.1, abs=0.03)
+    assert "the unducked score is on A3 'Score (unducked)', muted" in summary["notes"]
     names = {t.name: t for t in tl.tracks["audio"]}
     assert names["Score"].enabled and names["Score"].items
     assert not names["Score (unducked)"].enabled and names["Score (unducked)"].items

@@ -73,6 +73,9 @@ class ResolveRunResult:
         if self.sfx_placement is not None:
             lines.append(f"sound effects on A{self.sfx_placement.track_index} "
                          f"{self.sfx_placement.track_name!r}")
+        if "ducked_seconds" in s:
+            lines.append(f"ducked under dialogue: {s['ducked_seconds']:.2f} s at "
+                         f"{s['duck_depth_db']:+.1f} dB")
         if p.markers_added:
             lines.append(f"{len(p.markers_added)} scene marker(s) added")
         lines += [f"note: {n}" for n in self.notes + p.notes]
