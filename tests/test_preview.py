@@ -138,3 +138,27 @@ def test_preview_of_an_edit_reelscore_did_not_score_is_refused(tmp_path: Path,
     assert proc.returncode != 0
     assert "not scored by reelscore" in proc.stderr
     assert not movie.exists() and not list(tmp_path.glob(".review*"))
+
+
+def test_compose_job_previews_from_the_reference_movie(tmp_path: Path, coded_video) -> None:
+    """--method compose renders no clips: refused without a picture, then cut from --reference
+    (file frame = record frame - its start), frame-exact past a mid-movie seek."""
+    rate = Fraction(25)
+    src = coded_video(frames=300, rate=rate, source_id=44, gop=25)
+    tl = build_timeline([[("clip", src, 44, 40, 150)]], rate, start_frame=90000 + 40)
+    edit = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(tl, str(edit))
+    out = tmp_path / "scored.otio"
+    proc = _run(tmp_path, "score", str(edit), "-o", str(out), "--provider", "local",
+                "--method", "compose", "--json")
+    assert proc.returncode == 0, proc.stderr
+    movie = tmp_path / "review.mp4"
+    proc = _run(tmp_path, "preview", str(out), "-o", str(movie))
+    assert proc.returncode != 0 and "--reference" in proc.stderr
+    assert not movie.exists()
+    # the source itself is a flattened movie of a cut that starts at 01:00:00:00 with frame 0
+    proc = _run(tmp_path, "preview", str(out), "-o", str(movie), "--reference", str(src),
+                "--reference-start", "01:00:00:00")
+    assert proc.returncode == 0, proc.stderr
+    codes = [read_code(f) for f in decode_gray_frames(movie, width=640, height=360)]
+    assert codes == [(44, 40 + k) for k in range(150)]

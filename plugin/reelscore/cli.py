@@ -495,6 +495,8 @@ def preview(
     output: Path = typer.Option(..., "-o", "--output", help="review movie to write (.mp4, H.264/AAC)"),
     score_level: float = opt.SCORE_LEVEL,
     force: bool = typer.Option(False, "--force", help="replace an existing OUTPUT"),
+    reference: Path | None = typer.Option(None, "--reference", help="take the picture from this flattened movie of the cut (default: the job's rendered clips, else the run's own --reference)"),
+    reference_start: str | None = opt.REFERENCE_START,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Write a review movie of a scored edit: picture, the edit's sound and the score, with
@@ -503,7 +505,8 @@ def preview(
     def body() -> None:
         from reelscore.preview import write_preview
 
-        result = write_preview(edit, output, score_level_db=score_level, force=force)
+        result = write_preview(edit, output, score_level_db=score_level, force=force,
+                               reference=reference, reference_start=reference_start)
         out.print(f"wrote {result.path}: {result.frames} frames, {result.record_in}-"
                   f"{result.record_out}, score at {result.score_level_db:+.1f} dB")
 

@@ -4,7 +4,10 @@
 the scored range:
 
 picture   the job's rendered proxies, in plan order, each without its handle (the frames past
-          its request's end), so the movie's frame *k* is the scored range's frame *k*
+          its request's end), so the movie's frame *k* is the scored range's frame *k*; or,
+          when the job has none (``--method compose``) or ``reference`` is given, cut from a
+          flattened reference movie of the edit (``--reference``; the run's own reference
+          movie is used when it had one), file frame = record frame - its start
 sound     the edit's own audio tracks mixed down over that range (:mod:`reelscore.mixdown`;
           reelscore's score tracks left out, disabled tracks and clips too) plus the delivered
           score WAV (the ducked one with --duck) at ``score_level`` dB (0 = as delivered), 48 kHz
@@ -14,8 +17,8 @@ burn-in   record timecode (drop-frame as the plan shows it) and the scene number
 encoding  H.264 yuv420p (high profile), AAC 192 kb/s, ``+faststart``: plays in browsers
 
 An edit without a reelscore score track, or whose job folder (beside it, or where its score
-clip points) holds no rendered clips for the whole range (``--method compose`` renders none), is
-refused before anything is written. The movie is written atomically.
+clip points) holds neither rendered clips for the whole range nor a reference movie, is refused
+before anything is written. The movie is written atomically.
 """
 
 from __future__ import annotations
@@ -75,9 +78,34 @@ def _clip_path(folder: JobFolder, video_id: str) -> Path | None:
     return None
 
 
-def _pieces(folder: JobFolder, plan: ScorePlan) -> list[tuple[Path, int]]:
-    """(rendered clip, frames to take from its start) tiling the scored range in order."""
-    pieces: list[tuple[Path, int]] = []
+@dataclass(frozen=True)
+class Piece:
+    """Frames ``[first, first + take)`` of a movie file, in the review movie's order."""
+
+    path: Path
+    first: int
+    take: int
+
+
+def _reference_piece(folder: JobFolder, plan: ScorePlan, reference: Path | None,
+                     reference_start: str | None) -> Piece | None:
+    """The scored range cut from *reference* (else the run's own ``--reference``), if any."""
+    from reelscore.reference import check_coverage, open_reference
+
+    path = reference or (Path(folder.settings["reference"]) if folder.settings.get("reference")
+                         else None)
+    if path is None:
+        return None
+    start = reference_start if reference is not None else folder.settings.get("reference_start")
+    movie = open_reference(path, plan.fraction_rate, start)
+    first = plan.start_frame + plan.range.start
+    check_coverage(movie, first, first + plan.range.duration, drop_frame=plan.drop_frame)
+    return Piece(movie.path, first - movie.start_frame, plan.range.duration)
+
+
+def _pieces(folder: JobFolder, plan: ScorePlan) -> list[Piece]:
+    """The job's rendered clips tiling the scored range in order."""
+    pieces: list[Piece] = []
     at = plan.range.start
     for video in plan.videos():
         end = video.range.end - video.handle_frames
@@ -89,11 +117,27 @@ def _pieces(folder: JobFolder, plan: ScorePlan) -> list[tuple[Path, int]]:
             raise JobError(
                 f"the job folder {str(folder.dir)!r} has no rendered clip for {video.id} "
                 f"({video.range.record_in}-{video.range.record_out})",
-                hint="a --method compose run renders no clips; rerun the score with "
-                     "--method video, or keep the job folder's clips/")
-        pieces.append((path, end - at))
+                hint="a --method compose run renders no clips: pass the cut's flattened "
+                     "movie with --reference (and --reference-start)")
+        pieces.append(Piece(path, 0, end - at))
         at = end
     return pieces
+
+
+def _picture(folder: JobFolder, plan: ScorePlan, reference: Path | None,
+             reference_start: str | None) -> list[Piece]:
+    """A given reference movie, else the job's clips, else the run's own reference movie."""
+    if reference is not None:
+        given = _reference_piece(folder, plan, reference, reference_start)
+        assert given is not None
+        return [given]
+    try:
+        return _pieces(folder, plan)
+    except JobError:
+        own = _reference_piece(folder, plan, None, None)
+        if own is None:
+            raise
+        return [own]
 
 
 def _edit_sound(loaded: LoadedEdit, plan: ScorePlan) -> np.ndarray:
@@ -119,7 +163,8 @@ def _labels(plan: ScorePlan) -> list[str]:
 
 
 def write_preview(edit_path: Path, output: Path, *, score_level_db: float = 0.0,
-                  force: bool = False) -> PreviewResult:
+                  force: bool = False, reference: Path | None = None,
+                  reference_start: str | None = None) -> PreviewResult:
     """Write the review movie of the scored edit at *edit_path* to *output* (see module doc)."""
     if output.exists() and not force:
         raise InputError(f"{str(output)!r} already exists",
@@ -128,7 +173,7 @@ def write_preview(edit_path: Path, output: Path, *, score_level_db: float = 0.0,
         raise InputError(f"-o {output}: the review movie is an .mp4 (H.264/AAC)",
                          hint="name it review.mp4")
     loaded, folder, plan, score_wav = _scored(edit_path)
-    pieces = _pieces(folder, plan)
+    pieces = _picture(folder, plan, reference, reference_start)
     score, _rate = read_wav(score_wav)
     sound = _edit_sound(loaded, plan)
     n = sound.shape[0]
@@ -152,9 +197,13 @@ def write_preview(edit_path: Path, output: Path, *, score_level_db: float = 0.0,
                 "-ac", "2", "-movflags", "+faststart", "-f", "mp4", file_arg(movie)]
             k = 0
             with write_frames(args, f"encoding the review movie {output.name}") as encoder:
-                for path, take in pieces:
+                for piece in pieces:
+                    path, take = piece.path, piece.take
+                    # an input seek half a frame early, then every frame counted (as render)
+                    seek = (["-ss", f"{float((piece.first - Fraction(1, 2)) / rate):.6f}"]
+                            if piece.first > 0 else [])
                     decode = base_args() + [
-                        "-i", file_arg(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+                        *seek, "-i", file_arg(path), "-map", "0:v:0", "-fps_mode", "passthrough",
                         "-vf", f"scale={width}:{height}", "-frames:v", str(take),
                         "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
                     got = 0
