@@ -162,3 +162,18 @@ def test_compose_job_previews_from_the_reference_movie(tmp_path: Path, coded_vid
     assert proc.returncode == 0, proc.stderr
     codes = [read_code(f) for f in decode_gray_frames(movie, width=640, height=360)]
     assert codes == [(44, 40 + k) for k in range(150)]
+
+
+def test_preview_with_dry_run_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from reelscore.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "x"))
+    monkeypatch.delenv("REELSCORE_CONFIG", raising=False)
+    result = CliRunner().invoke(app, ["score", "cut.otio", "-o", "s.otio", "--provider", "local",
+                                      "--dry-run", "--preview", "review.mp4"])
+    assert result.exit_code != 0
+    assert "--preview needs a score" in result.output
+    assert not (tmp_path / "review.mp4").exists()

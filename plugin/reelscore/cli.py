@@ -185,6 +185,11 @@ def score(
         built = build_settings(load_config(config, profile), values,
                                load_key=not dry_run and previous is None)  # recut: no request
         settings = built.settings
+        if preview_movie is not None and (dry_run or settings.previous is not None):
+            from reelscore.errors import InputError
+            raise InputError("--preview needs a score: it cannot be combined with "
+                             + ("--dry-run" if dry_run else "--previous"),
+                             hint="run `reelscore preview SCORED_EDIT -o review.mp4` afterwards")
         if settings.previous is not None:
             _recut(input, output, work_dir, settings, dry_run=dry_run, force=force,
                    as_json=as_json)
