@@ -211,7 +211,8 @@ def score(
                                 provider_config=built.provider_config, progress=progress)
         if preview_movie is not None:  # the review movie of what was just written
             from reelscore.preview import write_preview
-            movie = write_preview(output, preview_movie, score_level_db=score_level, force=force)
+            movie = write_preview(output, preview_movie, score_level_db=score_level, force=force,
+                                  media_roots=settings.media_roots)
             result.summary["preview"] = str(movie.path)
         if as_json:
             out.print_json(json.dumps({**result.summary, "manifest": str(result.manifest_path)}))
@@ -502,6 +503,7 @@ def preview(
     force: bool = typer.Option(False, "--force", help="replace an existing OUTPUT"),
     reference: Path | None = typer.Option(None, "--reference", help="take the picture from this flattened movie of the cut (default: the job's rendered clips, else the run's own --reference)"),
     reference_start: str | None = opt.REFERENCE_START,
+    media_root: list[Path] | None = opt.MEDIA_ROOT,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Write a review movie of a scored edit: picture, the edit's sound and the score, with
@@ -511,7 +513,8 @@ def preview(
         from reelscore.preview import write_preview
 
         result = write_preview(edit, output, score_level_db=score_level, force=force,
-                               reference=reference, reference_start=reference_start)
+                               reference=reference, reference_start=reference_start,
+                               media_roots=media_root or [])
         out.print(f"wrote {result.path}: {result.frames} frames, {result.record_in}-"
                   f"{result.record_out}, score at {result.score_level_db:+.1f} dB")
 

@@ -24,6 +24,7 @@ before anything is written. The movie is written atomically.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -39,7 +40,7 @@ from reelscore.mixdown import audio_tracks, mix_edit_audio
 from reelscore.plan import ScorePlan
 from reelscore.reports.jobfolder import JobFolder, read_job_folder
 from reelscore.timecode import frames_to_tc
-from reelscore.timeline import LoadedEdit, load_edit
+from reelscore.timeline import LoadedEdit, MediaResolver, load_edit
 from reelscore.wavfile import read_wav, write_wav
 from reelscore.writeback.score_track import is_score_track, score_clips
 
@@ -140,7 +141,7 @@ def _picture(folder: JobFolder, plan: ScorePlan, reference: Path | None,
         return [own]
 
 
-def _edit_sound(loaded: LoadedEdit, plan: ScorePlan) -> np.ndarray:
+def _edit_sound(loaded: LoadedEdit, plan: ScorePlan, media_roots: Sequence[Path]) -> np.ndarray:
     """The edit's own audio tracks (not reelscore's) mixed over the scored range."""
     otio_tracks = loaded.timeline.audio_tracks()
     own = [t.index for t in audio_tracks(loaded)
@@ -148,7 +149,9 @@ def _edit_sound(loaded: LoadedEdit, plan: ScorePlan) -> np.ndarray:
     n = frames_to_samples(plan.range.duration, plan.fraction_rate)
     if not own:
         return np.zeros((n, 2), dtype=np.float32)
-    sound = mix_edit_audio(loaded, plan.range.start, plan.range.duration, tracks=own)
+    resolver = MediaResolver(loaded.path.parent if loaded.path else None, list(media_roots))
+    sound = mix_edit_audio(loaded, plan.range.start, plan.range.duration, tracks=own,
+                           resolver=resolver)
     return np.pad(sound[:n], ((0, max(0, n - sound.shape[0])), (0, 0)))
 
 
@@ -164,7 +167,8 @@ def _labels(plan: ScorePlan) -> list[str]:
 
 def write_preview(edit_path: Path, output: Path, *, score_level_db: float = 0.0,
                   force: bool = False, reference: Path | None = None,
-                  reference_start: str | None = None) -> PreviewResult:
+                  reference_start: str | None = None,
+                  media_roots: Sequence[Path] = ()) -> PreviewResult:
     """Write the review movie of the scored edit at *edit_path* to *output* (see module doc)."""
     if output.exists() and not force:
         raise InputError(f"{str(output)!r} already exists",
@@ -175,7 +179,7 @@ def write_preview(edit_path: Path, output: Path, *, score_level_db: float = 0.0,
     loaded, folder, plan, score_wav = _scored(edit_path)
     pieces = _picture(folder, plan, reference, reference_start)
     score, _rate = read_wav(score_wav)
-    sound = _edit_sound(loaded, plan)
+    sound = _edit_sound(loaded, plan, media_roots)
     n = sound.shape[0]
     score = np.pad(score[:n], ((0, max(0, n - score.shape[0])), (0, 0)))
     if score.shape[1] == 1:
