@@ -2,7 +2,7 @@
 
     python benchmarks/bench_mixdown.py [--minutes 60] [--tracks 8] [--clips 1000]
                                        [--media-files 100] [--media-seconds 120]
-                                       [--workers 2] [--dir DIR]
+                                       [--workers CORES+1] [--dir DIR]
 
 Measured in the same run:
 
@@ -135,7 +135,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=1000)
     ap.add_argument("--media-files", type=int, default=100)
     ap.add_argument("--media-seconds", type=int, default=120)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/reelscore-bench-mixdown"))
     args = ap.parse_args()
 

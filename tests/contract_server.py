@@ -666,6 +666,8 @@ class Handler(BaseHTTPRequestHandler):
                     durations.append(d)
                 f_log = rec.files[files.index(f)]
                 f_log["duration_s"] = d
+                if st.keep_uploads:  # tests read what was received (e.g. the clips' sound)
+                    f_log["kept"] = str(f["path"])
             if sum(durations) > MAX_SECONDS:
                 errors.append({"loc": ["body", "videos"], "msg": "total duration exceeds 600s",
                                "type": "value_error", "input": sum(durations)})

@@ -1027,6 +1027,8 @@ class FakeProject(FakeObject):
             "VideoFormat": self.render.format, "VideoCodec": self.render.codec,
             "FormatWidth": int(s.get("FormatWidth", 1920)),
             "FormatHeight": int(s.get("FormatHeight", 1080)), "PresetName": "Custom",
+            "AudioCodec": s.get("AudioCodec"),  # None: the preset's own
+            "AudioSampleRate": s.get("AudioSampleRate"),
         }
         self.jobs.append(FakeJob(info, tl))
         return job_id
@@ -1150,9 +1152,14 @@ class FakeProject(FakeObject):
         out = Path(info["TargetDir"]) / info["OutputFilename"]
         out.parent.mkdir(parents=True, exist_ok=True)
         codec = {"H264": "libx264", "H265": "libx264", "ProRes422HQ": "libx264"}[info["VideoCodec"]]
+        sound: list[str] = []
+        if info["IsExportAudio"]:  # the timeline's mix: a 440 Hz tone stands in for it
+            seconds = len(frames) * rate.denominator / rate.numerator
+            args += ["-f", "lavfi", "-i", f"sine=f=440:r=48000:d={seconds:.6f}"]
+            sound = ["-map", f"{inputs}:a", "-c:a", "aac", "-ac", "2"]
         args += ["-filter_complex", graph, "-map", "[out]", "-r", rate_arg,
                  "-frames:v", str(len(frames)), "-c:v", codec, "-preset", "ultrafast",
-                 "-pix_fmt", "yuv420p", ffmpeg_cli.file_arg(out)]
+                 "-pix_fmt", "yuv420p", *sound, ffmpeg_cli.file_arg(out)]
         ffmpeg_cli.run(args, f"fake Resolve rendering {info['OutputFilename']}")
         self._resolve.rendered.append(dict(info))
 

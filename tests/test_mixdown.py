@@ -229,3 +229,92 @@ def test_aac_sources_land_within_a_few_samples_after_a_seek(tmp_path: Path) -> N
         window = np.abs(mix[expected - 2000:expected + 2000, 0])
         assert abs(int(np.argmax(window)) - 2000) <= 3, file_sample
     assert np.max(np.abs(mix[:10_000])) == 0.0
+
+
+def test_an_audio_crossfade_is_equal_power(media: dict[str, Path]) -> None:
+    # a (440 Hz) cut to b (1000 Hz) at frame 24 with a 6+6 frame crossfade: samples
+    # [36_000, 60_000); a plays on past its out point, b starts before its in point.
+    edit = edit_of([("A", [clip("a", media["a440"], 0, 24),
+                           otio.schema.Transition(in_offset=otio.opentime.RationalTime(6, R24),
+                                                  out_offset=otio.opentime.RationalTime(6, R24)),
+                           clip("b", media["b1000"], 24, 24)])], video_frames=48)
+    mix = mix_edit_audio(edit, 0, 48)
+    amp = 0.25
+    before, after = mix[30_000:34_800], mix[61_000:65_800]  # whole cycles of both tones
+    assert level_at(before, 440) == pytest.approx(amp, abs=0.005) and level_at(before, 1000) < 1e-3
+    assert level_at(after, 1000) == pytest.approx(amp, abs=0.005) and level_at(after, 440) < 1e-3
+    middle = mix[46_800:49_200]  # around the cut, the middle of the crossfade
+    a, b = level_at(middle, 440), level_at(middle, 1000)
+    assert a == pytest.approx(amp * 0.7071, abs=0.01) and b == pytest.approx(amp * 0.7071, abs=0.01)
+    quarter = mix[40_800:43_200]  # a quarter in: cos(pi/8), sin(pi/8); power stays constant
+    a, b = level_at(quarter, 440), level_at(quarter, 1000)
+    assert a == pytest.approx(amp * 0.9239, abs=0.01) and b == pytest.approx(amp * 0.3827, abs=0.01)
+
+
+def test_nested_stacks_sound_with_their_trims(media: dict[str, Path]) -> None:
+    inner = otio.schema.Stack(name="compound", source_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(12, R24), otio.opentime.RationalTime(24, R24)))
+    t = otio.schema.Track(name="inner A", kind=otio.schema.TrackKind.Audio)
+    t.extend([gap(20), clip("k", media["clk"], 48, 40)])  # clicks at file 100_000/130_000
+    inner.append(t)
+    edit = edit_of([("A", [gap(10), inner])], video_frames=40)
+    # the stack's frame 12 sounds at record frame 10; its clip starts at stack frame 20
+    # (record 18, sample 36_000) with file sample 96_000: click 100_000 -> 40_000,
+    # 130_000 -> 70_000 (the stack is trimmed at its frame 36 = record 34 = sample 68_000).
+    mix = mix_edit_audio(edit, 0, 40)
+    assert {int(i) for i in np.flatnonzero(mix[:, 0])} == {40_000, 40_001}
+
+
+def test_fcp7_xml_audio_levels_are_applied(tmp_path: Path, media: dict[str, Path]) -> None:
+    """Written by OTIO's own FCP 7 XML adapter, with an "Audio Levels" filter (level 0.5)
+    added to the audio clip as Premiere writes it, then read back through load_edit."""
+    from xml.etree import ElementTree
+
+    from reelscore.timeline import load_edit
+
+    tl = otio.schema.Timeline(name="levels")
+    tl.global_start_time = otio.opentime.RationalTime(0, R24)
+    v = otio.schema.Track(name="V1")
+    v.append(gap(24))
+    a = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
+    a.append(clip("a", media["a440"], 0, 24))
+    tl.tracks.extend([v, a])
+    path = tmp_path / "levels.xml"
+    otio.adapters.write_to_file(tl, str(path))
+    tree = ElementTree.parse(path)
+    item = tree.getroot().find(".//audio/track/clipitem")
+    assert item is not None
+    item.append(ElementTree.fromstring(
+        "<filter><effect><name>Audio Levels</name><effectid>audiolevels</effectid>"
+        "<effectcategory>audiolevels</effectcategory><effecttype>audiolevels</effecttype>"
+        "<mediatype>audio</mediatype><parameter authoringApp=\"PremierePro\">"
+        "<parameterid>level</parameterid><name>Level</name><valuemin>0</valuemin>"
+        "<valuemax>3.98109</valuemax><value>0.5</value></parameter></effect></filter>"))
+    tree.write(path)
+    edit = load_edit(path)
+    mix = mix_edit_audio(edit, 0, 24)
+    assert level_at(mix[2000:46_000], 440) == pytest.approx(0.125, abs=0.003)
+
+
+def test_aaf_clip_gain_is_read_from_the_adapters_metadata(samples_dir: Path) -> None:
+    """Avid's "Mono Audio Gain" as the AAF adapter keeps it (the sample is at unity); a copy
+    of the same effect at 1/2 reads as 0.5, and the walk applies it to the clip's piece."""
+    import copy
+
+    from reelscore.mixdown_layout import build_layout
+    from reelscore.mixdown_levels import clip_gain, effect_gain
+    from reelscore.timeline import load_edit
+
+    edit = load_edit(samples_dir / "2997fps-DFTC.aaf")
+    clips = [c for t in edit.timeline.audio_tracks() for c in t.find_clips()]
+    assert clips and all(clip_gain(c) == 1.0 for c in clips)
+    effect = clips[0].effects[0]
+    assert effect_gain(effect) == 1.0
+    half = copy.deepcopy(effect)
+    half.metadata["AAF"]["Parameters"]["Amplitude multiplier"] = "50000000/100000000"
+    assert effect_gain(half) == 0.5
+    clips[0].effects.append(half)
+    layout = build_layout(edit.timeline, Fraction(0), Fraction(10))
+    assert [p.gain for p in layout.pieces if p.track == 1] == [0.5]
+    assert {p.gain for p in layout.pieces if p.track != 1} == {1.0}
+    assert [t.name for t in audio_tracks(edit)] == ["Audio 1"] * 6

@@ -34,6 +34,7 @@ FIELDS = {"ReelscoreWindow", "Header", "Scenes", "Description", "Tags", "Provide
           "LoudnessPreset", "Loudness", "Range", "Render", "Markers", "Status", "Log", "Score",
           "Close",
           "Duck", "DuckDepth", "DialogueTracks"}
+FIELDS |= {"HearSound"}  # --use-audio-as-reference
 
 
 def _session() -> Any:
@@ -168,3 +169,19 @@ def test_launcher_file_imports_without_running() -> None:
     spec.loader.exec_module(module)
     assert module.REELSCORE_PYTHON == "" and callable(module.main)
     assert "reelscore_launcher_under_test" not in sys.modules
+
+
+def test_the_sound_checkbox_reaches_the_settings() -> None:
+    from reelscore.config import load_config
+    from reelscore.resolve.dialog import built_settings
+
+    ui = StubUIManager()
+    win = build_dialog(ui, StubDispatcher(ui), header="h")
+    assert win.GetItems()["HearSound"].Checked is False
+    win.GetItems()["HearSound"].Checked = True
+    values = read_values(win)
+    assert values.use_audio_as_reference is True
+    built = built_settings(values, load_config())
+    assert built.settings.generation.use_audio_as_reference is True
+    assert built_settings(DialogValues(), load_config()).settings.generation \
+        .use_audio_as_reference is None

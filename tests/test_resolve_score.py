@@ -8,6 +8,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -191,3 +192,59 @@ def test_menu_dialog_scores_with_the_default_runner(media_dir: Path, tmp_path: P
     [item] = cut.timeline.GetItemListInTrack("audio", 2)
     assert (item.GetStart(), item.GetDuration()) == (86400 + MARK_IN, frames)
     assert list((tmp_path / "reelscore" / "resolve" / "Feature").glob("Cut_v3-*/manifest.json"))
+
+
+def test_resolve_renders_the_clips_with_the_timelines_sound_when_asked(
+        media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`reelscore resolve score --use-audio-as-reference`: every render-queue job exports audio
+    (AAC, 48 kHz) and every clip kept in the job carries it; without the flag, none does."""
+    from reelscore.cli import app
+    from reelscore.ffmpeg_cli import decode_audio, probe
+
+    cut = build_cut(media_dir, Fraction(25))
+    monkeypatch.setattr("reelscore.resolve.connect.connect",
+                        lambda *a, **k: connect({"resolve": cut.resolve}))
+    result = CliRunner().invoke(app, [
+        "resolve", "score", "--provider", "local", "--range", "marks", "--min-scene", "0.1",
+        "--use-audio-as-reference", "--work-dir", str(tmp_path / "job")])
+    assert result.exit_code == 0, result.output
+    jobs = cut.resolve.rendered
+    assert jobs and all(j["IsExportAudio"] for j in jobs)
+    assert {(j["AudioCodec"], j["AudioSampleRate"]) for j in jobs} == {("aac", 48000)}
+    clips = sorted((tmp_path / "job" / "clips").glob("*.mp4"))
+    assert len(clips) == len(jobs)
+    for clip in clips:
+        info = probe(clip)
+        assert info.has_audio and info.sample_rate == 48000
+        sound = decode_audio(clip)
+        spectrum = np.abs(np.fft.rfft(sound[:, 0] * np.hanning(len(sound))))
+        assert abs(np.argmax(spectrum) * 48000 / len(sound) - 440) < 30  # the fake's mix
+
+    plain = build_cut(media_dir, Fraction(25))
+    run = score_in_resolve(connect({"resolve": plain.resolve}), _settings(),
+                           ResolveRunOptions(use_marks=True, work_dir=tmp_path / "plain"))
+    assert run.result.plan.videos() and not any(j["IsExportAudio"] for j in plain.resolve.rendered)
+
+
+def test_resolve_rendering_no_sound_when_asked_is_an_error(media_dir: Path,
+                                                           tmp_path: Path) -> None:
+    from reelscore.resolve.render_queue import ResolveRenderer
+
+    cut = build_cut(media_dir, Fraction(25))
+    session = connect({"resolve": cut.resolve})
+    project = session.project()
+    renderer = ResolveRenderer(session.ref(), project, session.timeline(project, "Cut v3"),
+                               start_frame=cut.start, rate=cut.rate, poll_s=0.02)
+    original = cut.resolve.project.AddRenderJob
+
+    def silent_job() -> str:  # a preset that turns audio export off behind our back
+        job = original()
+        for j in cut.resolve.project.jobs:
+            j.info["IsExportAudio"] = False
+        return job
+
+    cut.resolve.project.AddRenderJob = silent_job  # type: ignore[method-assign]
+    with renderer, pytest.raises(ResolveRenderError) as err:
+        renderer.render_range(cut.start + 10, 5, tmp_path / "x.mp4", width=64, height=36,
+                              audio=True)
+    assert "without sound" in str(err.value)

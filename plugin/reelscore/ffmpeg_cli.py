@@ -34,6 +34,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 import numpy as np
 
 from reelscore.errors import FFmpegError, MediaError
@@ -176,6 +181,16 @@ def read_frames(args: Sequence[str], frame_bytes: int, purpose: str, *,
             _stop(proc)
 
 
+def _widen_pipe(stream: IO[bytes], size: int) -> None:
+    """Let ffmpeg run up to *size* bytes ahead of a reader that is busy with the last chunk
+    (Linux pipes hold 64 KiB by default; elsewhere, or past the system's limit, nothing changes)."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if set_size is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(stream.fileno(), set_size, min(size, 1 << 20))
+
+
 def read_chunks(args: Sequence[str], chunk_bytes: int, purpose: str, *,
                 hint: str | None = None) -> Generator[bytes, None, None]:
     """Like :func:`read_frames`, but the last chunk may be shorter (a stream of samples, not
@@ -183,6 +198,7 @@ def read_chunks(args: Sequence[str], chunk_bytes: int, purpose: str, *,
     with tempfile.TemporaryFile() as err:
         proc = _start(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         assert proc.stdout is not None
+        _widen_pipe(proc.stdout, chunk_bytes)
         try:
             while True:
                 chunk = _read_exact(proc.stdout, chunk_bytes)

@@ -69,7 +69,7 @@ HOOK_KEYS: dict[str, str] = {
     "sign_c2pa": "true: ask for a C2PA-signed MP3",
     "add_sfx": "true: ask for sound effects",
     "separate_tracks": "true: music and SFX as separate stems",
-    "use_audio_as_reference": "true: ask the service to listen to the clips' audio (rendered without sound in this version)",
+    "use_audio_as_reference": "true: send each clip with the mixdown of its range (stereo AAC) and ask the service to listen to it",
     "loudness": "streaming (-14/-1, default) | ebu-r128 (-23/-1) | atsc-a85 (-24/-2)",
     "target_lufs": "integrated loudness target (wins over loudness)",
     "true_peak": "true-peak ceiling in dBTP (wins over loudness)",

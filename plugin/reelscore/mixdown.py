@@ -35,6 +35,7 @@ Nothing is normalised: a loud mix may exceed full scale (the samples are float).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +48,7 @@ import numpy as np
 from reelscore.conform import frames_to_samples
 from reelscore.errors import InputError, MediaError, OfflineMediaError, ReelscoreError
 from reelscore.ffmpeg_cli import MediaInfo, probe
-from reelscore.mixdown_decode import Span, decode_span
+from reelscore.mixdown_decode import PlacedPiece, Span, decode_span
 from reelscore.mixdown_layout import (
     AudioLayout,
     AudioPiece,
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 
 MERGE_GAP_S = 5  # decoding 5 s nobody hears costs less than starting another ffmpeg
 MINUS_3DB = 0.7071067811865476
+PROBE_WORKERS = 8  # a probe is mostly an ffmpeg starting: they overlap well
 
 
 @dataclass(frozen=True)
@@ -75,20 +77,6 @@ class OfflineAudio:
     timecode: str  # record timecode where it starts sounding (the edit's drop-frame flag)
     path: str  # the file found, or the paths tried
     problem: str
-
-
-@dataclass(frozen=True)
-class PlacedPiece:
-    """A piece with its file: file samples [file_start, file_start + count) (at the mix rate)
-    sound at output samples [out_start, out_start + count)."""
-
-    piece: AudioPiece
-    path: Path
-    channels: int
-    file_start: int
-    out_start: int
-    count: int
-    ramps: tuple[tuple[int, int, bool], ...] = ()  # crossfades: output samples [a, b), rising
 
 
 def audio_tracks(edit: LoadedEdit) -> list[AudioTrackInfo]:
@@ -138,25 +126,36 @@ def _problem(info: MediaInfo) -> str | None:
     return None
 
 
+def _probe(path: Path) -> MediaInfo | str:
+    """The file's media info, or what is wrong with it."""
+    try:
+        if path.stat().st_size == 0:
+            return "cannot be read as audio (the file is empty, 0 bytes)"
+        return probe(path)
+    except MediaError as exc:
+        detail = exc.message.rsplit(" as media: ", 1)[-1]
+        return f"cannot be read as audio ({detail})"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+
+
 def _media(layout: AudioLayout, edit: LoadedEdit, resolver: MediaResolver,
            ) -> tuple[dict[int, tuple[Path, MediaInfo]], list[OfflineAudio]]:
     found: dict[int, tuple[Path, MediaInfo]] = {}
     bad: list[OfflineAudio] = []
-    for i, piece in enumerate(layout.pieces):
-        lookup = resolver.resolve_clip(piece.clip)
+    lookups = [resolver.resolve_clip(piece.clip) for piece in layout.pieces]
+    paths = sorted({lookup.path for lookup in lookups if lookup.path is not None})
+    with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:  # each probe is one ffmpeg
+        probed = dict(zip(paths, pool.map(_probe, paths), strict=True))
+    for i, (piece, lookup) in enumerate(zip(layout.pieces, lookups, strict=True)):
         tc = _timecode(edit, piece)
         if lookup.path is None:
             bad.append(OfflineAudio(piece.name, piece.track, tc,
                                     "; ".join(lookup.tried) or "nothing", "offline"))
             continue
-        try:
-            if lookup.path.stat().st_size == 0:
-                raise MediaError("the file is empty (0 bytes)")
-            info = probe(lookup.path)
-        except MediaError as exc:
-            detail = exc.message.rsplit(" as media: ", 1)[-1]
-            bad.append(OfflineAudio(piece.name, piece.track, tc, str(lookup.path),
-                                    f"cannot be read as audio ({detail})"))
+        info = probed[lookup.path]
+        if isinstance(info, str):
+            bad.append(OfflineAudio(piece.name, piece.track, tc, str(lookup.path), info))
             continue
         problem = _problem(info)
         if problem is not None:
@@ -223,7 +222,8 @@ def place(layout: AudioLayout, media: dict[int, tuple[Path, MediaInfo]], out0: i
         assert info.channels is not None
         ramps = tuple((to_sample(r.start, sample_rate) - out0, to_sample(r.end, sample_rate) - out0,
                        r.rising) for r in piece.ramps)
-        placed.append(PlacedPiece(piece, path, info.channels, file_start, a, b - a, ramps))
+        placed.append(PlacedPiece(piece.name, piece.track, path, info.channels, file_start, a,
+                                  b - a, piece.gain, ramps))
     return placed
 
 
@@ -251,17 +251,22 @@ def spans(placed: list[PlacedPiece], sample_rate: int,
     return out
 
 
-def mix_edit_audio(edit: LoadedEdit, start: int, frames: int, *,
-                   tracks: Sequence[int | str] | None = None,
-                   sample_rate: int = 48000,
-                   resolver: MediaResolver | None = None,
-                   workers: int = 2) -> np.ndarray:
-    """The stereo mixdown of stack frames [start, start + frames) (module docstring).
+@dataclass(frozen=True)
+class MixJob:
+    """Everything a mixdown will do, decided before decoding: its length and its spans."""
 
-    *tracks*: None = every enabled audio track; else names (``"DX"``, ``"A2"``) or 1-based
-    numbers. Raises InputError for an unknown track (naming those there are) and the error of
-    :func:`audio_problems_error` when any clip's media cannot be mixed, before decoding.
-    """
+    samples: int
+    spans: tuple[Span, ...]
+
+    def key(self) -> list[dict[str, object]]:
+        """A fingerprint of the mix (files with size and mtime, placements, gains, ramps)."""
+        return [span.key() for span in sorted(self.spans, key=lambda s: (str(s.path), s.seek))]
+
+
+def prepare_mix(edit: LoadedEdit, start: int, frames: int, *,
+                tracks: Sequence[int | str] | None = None, sample_rate: int = 48000,
+                resolver: MediaResolver | None = None) -> MixJob:
+    """Lay out, find and check every clip's media, and cut the decoding into spans."""
     out0 = frames_to_samples(start, edit.rate, sample_rate)
     n = frames_to_samples(start + frames, edit.rate, sample_rate) - out0
     layout = _layout(edit, start, frames, tracks)
@@ -272,20 +277,47 @@ def mix_edit_audio(edit: LoadedEdit, start: int, frames: int, *,
         raise audio_problems_error(bad)
     placed = place(layout, media, out0, sample_rate)
     infos = {path: info for path, info in media.values()}
-    mix = np.zeros((n, 2), dtype=np.float32)
+    return MixJob(n, tuple(spans(placed, sample_rate, infos)))
+
+
+def default_workers() -> int:
+    """Decoders at once: one per core and one more, so a core never idles while a thread
+    adds a chunk into the mix (its decoder waits on the full pipe meanwhile)."""
+    return (os.cpu_count() or 1) + 1
+
+
+def run_mix(job: MixJob, *, sample_rate: int = 48000, workers: int | None = None) -> np.ndarray:
+    """Decode *job*'s spans (in parallel) and sum them: float32 (samples, 2)."""
+    workers = workers or default_workers()
+    mix = np.zeros((job.samples, 2), dtype=np.float32)
     lock = threading.Lock()
-    todo = spans(placed, sample_rate, infos)
-    if workers <= 1 or len(todo) <= 1:
-        for span in todo:
+    if workers <= 1 or len(job.spans) <= 1:
+        for span in job.spans:
             decode_span(span, mix, lock, sample_rate, fold_matrix(span.channels))
         return mix
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(decode_span, span, mix, lock, sample_rate,
-                               fold_matrix(span.channels)) for span in todo]
+                               fold_matrix(span.channels)) for span in job.spans]
         for future in futures:
             future.result()
     return mix
 
 
-__all__ = ["AudioTrackInfo", "OfflineAudio", "audio_problems_error", "audio_tracks",
-           "fold_matrix", "mix_edit_audio", "offline_audio"]
+def mix_edit_audio(edit: LoadedEdit, start: int, frames: int, *,
+                   tracks: Sequence[int | str] | None = None,
+                   sample_rate: int = 48000,
+                   resolver: MediaResolver | None = None,
+                   workers: int | None = None) -> np.ndarray:
+    """The stereo mixdown of stack frames [start, start + frames) (module docstring).
+
+    *tracks*: None = every enabled audio track; else names (``"DX"``, ``"A2"``) or 1-based
+    numbers. Raises InputError for an unknown track (naming those there are) and the error of
+    :func:`audio_problems_error` when any clip's media cannot be mixed, before decoding.
+    """
+    job = prepare_mix(edit, start, frames, tracks=tracks, sample_rate=sample_rate,
+                      resolver=resolver)
+    return run_mix(job, sample_rate=sample_rate, workers=workers)
+
+
+__all__ = ["AudioTrackInfo", "MixJob", "OfflineAudio", "audio_problems_error", "audio_tracks",
+           "fold_matrix", "mix_edit_audio", "offline_audio", "prepare_mix", "run_mix"]

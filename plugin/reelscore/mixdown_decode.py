@@ -19,19 +19,35 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reelscore.ffmpeg_cli import INPUT_PROTOCOLS, MediaInfo, base_args, file_arg, read_chunks
 
-if TYPE_CHECKING:
-    from reelscore.mixdown import PlacedPiece
-
 log = logging.getLogger(__name__)
 
 CHUNK_S = 2
 PREROLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class PlacedPiece:
+    """File samples [file_start, file_start + count) (at the mix rate) sounding at output
+    samples [out_start, out_start + count), times *gain*, through the crossfade *ramps*."""
+
+    name: str  # the clip, for messages
+    track: int  # its audio track (A1 = 1; 0 = not a track)
+    path: Path
+    channels: int
+    file_start: int
+    out_start: int
+    count: int
+    gain: float = 1.0
+    ramps: tuple[tuple[int, int, bool], ...] = ()  # output samples [a, b), rising or falling
+
+    def key(self) -> list[object]:
+        return [self.file_start, self.out_start, self.count, round(self.gain, 9),
+                [list(r) for r in self.ramps]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,11 @@ class Span:
         assert info.channels is not None
         return cls(path, info.channels, seek, max(0, last - seek), tuple(pieces))
 
+    def key(self) -> dict[str, object]:
+        st = self.path.stat()
+        return {"path": str(self.path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                "seek": self.seek, "pieces": [p.key() for p in self.pieces]}
+
 
 def _args(span: Span, sample_rate: int) -> list[str]:
     seek_s = span.seek / sample_rate  # a whole 10 ms or second: exact in decimal
@@ -71,13 +92,23 @@ def _args(span: Span, sample_rate: int) -> list[str]:
         "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"]
 
 
-def _ramp_gain(out_lo: int, out_hi: int, ramps: tuple[tuple[int, int, bool], ...]) -> np.ndarray:
-    positions = np.arange(out_lo, out_hi, dtype=np.float64)
-    gain = np.ones(out_hi - out_lo, dtype=np.float64)
+def _apply_ramps(part: np.ndarray, out_lo: int,
+                 ramps: tuple[tuple[int, int, bool], ...]) -> np.ndarray:
+    """*part* (output samples from *out_lo*) through the crossfade ramps that overlap it; only
+    the overlapping samples are computed (a ramp covers a piece's head or tail)."""
+    out_hi = out_lo + len(part)
+    copied = False
     for start, end, rising in ramps:
-        x = np.clip((positions - start + 0.5) / max(1, end - start), 0.0, 1.0)
-        gain *= np.sin(np.pi / 2 * x) if rising else np.cos(np.pi / 2 * x)
-    return gain.astype(np.float32)
+        a, b = max(out_lo, start), min(out_hi, end)
+        if a >= b:
+            continue
+        if not copied:
+            part = part.copy() if part.shape[1] == 2 else np.repeat(part, 2, axis=1)
+            copied = True
+        x = (np.arange(a, b, dtype=np.float64) - start + 0.5) / max(1, end - start)
+        gain = np.sin(np.pi / 2 * x) if rising else np.cos(np.pi / 2 * x)
+        part[a - out_lo:b - out_lo] *= gain.astype(np.float32)[:, None]
+    return part
 
 
 def decode_span(span: Span, mix: np.ndarray, lock: threading.Lock, sample_rate: int,
@@ -111,11 +142,11 @@ def _add_chunks(span: Span, chunks: Iterator[bytes], mix: np.ndarray, lock: thre
             out_lo = piece.out_start + (a - piece.file_start)
             out_hi = out_lo + (b - a)
             part = stereo[a - lo:b - lo]
-            gain = piece.piece.gain * scale
+            gain = piece.gain * scale
             if gain != 1.0:
                 part = part * np.float32(gain)
             if piece.ramps:
-                part = part * _ramp_gain(out_lo, out_hi, piece.ramps)[:, None]
+                part = _apply_ramps(part, out_lo, piece.ramps)
             with lock:
                 mix[out_lo:out_hi] += part
         if got >= span.length:
@@ -129,11 +160,11 @@ def _report_short(span: Span, got: int, sample_rate: int) -> None:
         if piece.file_start + piece.count > end:
             short = piece.file_start + piece.count - max(end, piece.file_start)
             log.warning("mixdown: %r on A%d ends %.3f s after its media (%s); silence there",
-                        piece.piece.name, piece.piece.track, short / sample_rate, span.path.name)
+                        piece.name, piece.track, short / sample_rate, span.path.name)
         if piece.file_start < 0:
             log.warning("mixdown: %r on A%d starts %.3f s before its media (%s); silence there",
-                        piece.piece.name, piece.piece.track, -piece.file_start / sample_rate,
+                        piece.name, piece.track, -piece.file_start / sample_rate,
                         span.path.name)
 
 
-__all__ = ["Span", "decode_span"]
+__all__ = ["PlacedPiece", "Span", "decode_span"]

@@ -33,7 +33,7 @@ SEED = typer.Option(None, "--seed", help="seed of the local engine (same seed, s
 SIGN_C2PA = typer.Option(None, "--sign-c2pa/--no-sign-c2pa", help="ask for a C2PA-signed MP3 (the signed original is kept beside the normalised WAV)")
 ADD_SFX = typer.Option(None, "--add-sfx/--no-add-sfx", help="ask the service for sound effects cued from the picture")
 SEPARATE_TRACKS = typer.Option(None, "--separate-tracks/--no-separate-tracks", help="music and SFX as separate stems, on two new tracks")
-USE_AUDIO = typer.Option(None, "--use-audio-as-reference/--no-use-audio-as-reference", help="ask the service to listen to the clips' audio; this version renders clips without sound, so it hears silence")
+USE_AUDIO = typer.Option(None, "--use-audio-as-reference/--no-use-audio-as-reference", help="send each clip with the mixdown of its range (the edit's enabled audio tracks; with --reference, the movie's own sound) as stereo AAC, and ask the service to listen to it")
 # Scenes and range
 SCENES = typer.Option(None, "--scenes", help="cuts | markers | clips (default cuts)")
 SCENE_TRACK = typer.Option(None, "--scene-track", help="video track for --scenes clips (1 = V1)")

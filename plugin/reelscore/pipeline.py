@@ -22,6 +22,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
+from reelscore.clip_audio import check_audio_route, with_sound
 from reelscore.fsutil import sha256_file
 from reelscore.job import Job
 from reelscore.media_check import check_media
@@ -137,6 +138,8 @@ def score_timeline(
     ``<timeline name>.reelscore`` in the current directory.
     """
     settings = settings or ScoreSettings()
+    use_audio = bool(settings.generation.use_audio_as_reference)
+    check_audio_route(use_audio=use_audio, method=settings.method)  # before any file is written
     progress = progress or NoProgress()
     loaded = timeline if isinstance(timeline, LoadedEdit) else normalise(timeline, path=source_path)
     if work_dir is None:
@@ -169,6 +172,8 @@ def score_timeline(
         if isinstance(renderer, FFmpegRenderer):  # it reads the sources: are they video?
             check_media(planned.picture, planned.resolver, plan.range.start, plan.range.end,
                         plan.start_frame, drop_frame=plan.drop_frame)
+        if use_audio:  # the clips carry their range's sound (the edit's audio checked first)
+            renderer = with_sound(renderer, loaded, planned.resolver, plan)
         provider = provider or make_provider(settings.provider, provider_config)
         provider.preflight()  # fail on a missing key or a refused plan before rendering anything
 

@@ -69,6 +69,7 @@ class DialogValues:
     duck: bool = False
     duck_depth: float = -10.0
     dialogue_track: tuple[str, ...] = ()
+    use_audio_as_reference: bool = False  # the clips carry the timeline's sound
 
     @property
     def shown_lufs(self) -> float:
@@ -89,7 +90,8 @@ def dialog_defaults(config: EffectiveConfig) -> DialogValues:
         target_lufs=None if lufs is None or lufs == LOUDNESS_PRESETS[preset][0] else float(lufs),
         markers=bool(v.get("markers", False)), base_url=v.get("base_url", ""), loudness=preset,
         duck=bool(v.get("duck", False)), duck_depth=float(v.get("duck_depth", -10.0)),
-        dialogue_track=tuple(v.get("dialogue_track", ())))
+        dialogue_track=tuple(v.get("dialogue_track", ())),
+        use_audio_as_reference=bool(v.get("use_audio_as_reference", False)))
 
 
 def _combo(ui: Any, element_id: str, items: tuple[str, ...], current: str) -> Any:
@@ -133,6 +135,9 @@ def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | No
         _row(ui, "Dialogue tracks", ui.LineEdit({
             "ID": "DialogueTracks", "Text": ", ".join(d.dialogue_track),
             "PlaceholderText": "names, comma-separated (default: DIA, DX, Dialogue, VO)"})),
+        ui.CheckBox({"ID": "HearSound", "Text": "Let the service hear the timeline's sound "
+                     "(clips sent with their audio)", "Checked": d.use_audio_as_reference,
+                     "Weight": 0}),
         ui.Label({"ID": "Status", "Text": "Ready.", "Weight": 0}),
         ui.TextEdit({"ID": "Log", "ReadOnly": True, "PlainText": ""}),
         ui.HGroup({"Weight": 0}, [
@@ -175,6 +180,7 @@ def read_values(win: Any) -> DialogValues:
         duck_depth=float(items["DuckDepth"].Value),
         dialogue_track=tuple(t.strip() for t in str(items["DialogueTracks"].Text or "").split(",")
                              if t.strip()),
+        use_audio_as_reference=bool(items["HearSound"].Checked),
     )
 
 
@@ -241,7 +247,8 @@ def built_settings(values: DialogValues, config: EffectiveConfig | None = None) 
 
 _SETTING_FIELDS = ("scenes", "description", "tags", "provider", "target_lufs", "markers",
                    "base_url", "loudness",
-                   "duck", "duck_depth", "dialogue_track")
+                   "duck", "duck_depth", "dialogue_track",
+                   "use_audio_as_reference")
 
 
 def default_runner(session: ResolveSession, values: DialogValues, progress: DialogProgress) -> list[str]:

@@ -233,6 +233,8 @@ class ResolveRenderer:
             }
             if bitrate_kbps:
                 settings["VideoQuality"] = bitrate_kbps
+            if settings["ExportAudio"]:  # the clips' sound: AAC at 48 kHz, as reelscore's own
+                settings.update({"AudioCodec": "aac", "AudioSampleRate": 48000})
             self.project.call("SetRenderSettings", settings, expect="true",
                               hint="a setting was refused; check the timeline's render resolution")
             job = self.project.call(
@@ -251,6 +253,12 @@ class ResolveRenderer:
                     hint="the render range did not hold; check for a render preset that forces "
                     "the whole timeline, or use --render ffmpeg",
                 )
+            if settings["ExportAudio"] and not ffmpeg_cli.probe(produced).has_audio:
+                raise ResolveRenderError(
+                    f"Resolve rendered {where} without sound, but the clips must carry the "
+                    "timeline's audio (--use-audio-as-reference)",
+                    hint="check that the timeline's audio tracks are enabled and that no "
+                    "render preset turns audio export off, or use --render ffmpeg")
             out_path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(produced, out_path)
             self._delete_job(job)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import opentimelineio as otio
 
+from reelscore.clip_audio import AUDIO_KBPS
 from reelscore.dialogue import check_dialogue
 from reelscore.errors import MediaError
 from reelscore.ffmpeg_cli import probe
@@ -58,6 +59,11 @@ def plan_edit(
     """Decide everything that can be decided without rendering or the network."""
     tl = loaded.timeline
     rate = loaded.rate
+    # Clips that carry sound (--use-audio-as-reference): AAC is in every clip's byte budget.
+    clip_audio = settings.clip_audio or bool(settings.generation.use_audio_as_reference)
+    limits = limits or settings.limits()
+    if clip_audio:
+        limits = limits.model_copy(update={"audio_kbps": AUDIO_KBPS})
     # --timecode df|ndf over the edit's own flag: governs every label shown, typed and written.
     drop_frame = loaded.set_timecode(settings.timecode)
     picture = build_picture(tl, rate)
@@ -89,12 +95,12 @@ def plan_edit(
     plan = make_plan(
         scenes, rate=rate, start_frame=loaded.start_frame, scene_policy=settings.scenes,
         width=width, height=height, crossfade_seconds=settings.crossfade_seconds,
-        limits=limits or settings.limits(), source=str(loaded.path) if loaded.path else None,
+        limits=limits, source=str(loaded.path) if loaded.path else None,
         adapter=loaded.adapter, timeline_name=tl.name or "", ignored=picture.ignored,
         notes=loaded.notes + ([movie.describe()] if movie is not None else [])
         + ([f"rendered as the edit plays: {', '.join(picture.honoured)}"]
            if picture.honoured and movie is None else []),
-        clip_audio=settings.clip_audio, drop_frame=drop_frame,
+        clip_audio=clip_audio, drop_frame=drop_frame,
     )
     return PlannedEdit(loaded, picture, plan, resolver)
 
