@@ -33,7 +33,8 @@ from tests.fake_resolve import FakeResolve, StubBmd, StubDispatcher, StubFusion,
 FIELDS = {"ReelscoreWindow", "Header", "Scenes", "Description", "Tags", "Provider", "BaseUrl",
           "LoudnessPreset", "Loudness", "Range", "Render", "Markers", "Status", "Log", "Score",
           "Close",
-          "Method", "Composition", "Brief", "DraftPlan"}  # --method compose (issue 13)
+          "Method", "Composition", "Brief", "DraftPlan",
+          "Duck", "DuckDepth", "DialogueTracks"}  # --method compose (issue 13), --duck (15)
 FIELDS |= {"HearSound"}  # --use-audio-as-reference
 
 

@@ -158,6 +158,16 @@ def score(
     # recut
     previous: Path | None = opt.PREVIOUS,
     regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
+    # --duck, --preview (issue 15)
+    duck: bool | None = opt.DUCK,
+    dialogue_track: list[str] | None = opt.DIALOGUE_TRACK,
+    duck_threshold: float | None = opt.DUCK_THRESHOLD,
+    duck_attack: float | None = opt.DUCK_ATTACK,
+    duck_release: float | None = opt.DUCK_RELEASE,
+    duck_hold: float | None = opt.DUCK_HOLD,
+    duck_depth: float | None = opt.DUCK_DEPTH,
+    preview_movie: Path | None = typer.Option(None, "--preview", help="also write a review movie (H.264/AAC .mp4: picture, the edit's sound and the score, burnt-in timecode)"),
+    score_level: float = opt.SCORE_LEVEL,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score an edit file and write it back with a new, frame-exact music track."""
@@ -180,10 +190,18 @@ def score(
             allow_remote_media=allow_remote_media, reference=reference,
             reference_start=reference_start,
             method=method, composition=composition, brief=brief, draft_plan=draft_plan,
-            previous=previous, regenerate_trimmed=regenerate_trimmed)
+            previous=previous, regenerate_trimmed=regenerate_trimmed,
+            duck=duck, dialogue_track=dialogue_track, duck_threshold=duck_threshold,
+            duck_attack=duck_attack, duck_release=duck_release, duck_hold=duck_hold,
+            duck_depth=duck_depth)
         built = build_settings(load_config(config, profile), values,
                                load_key=not dry_run)
         settings = built.settings
+        if preview_movie is not None and (dry_run or settings.previous is not None):
+            from reelscore.errors import InputError
+            raise InputError("--preview needs a score: it cannot be combined with "
+                             + ("--dry-run" if dry_run else "--previous"),
+                             hint="run `reelscore preview SCORED_EDIT -o review.mp4` afterwards")
         if settings.previous is not None:
             _recut(input, output, work_dir, built, dry_run=dry_run, force=force,
                    as_json=as_json)
@@ -193,12 +211,21 @@ def score(
             if not as_json:
                 typer.echo(f"provider: {settings.provider} (dry run: nothing rendered or sent)")
             return
+        if preview_movie is not None and preview_movie.exists() and not force:
+            from reelscore.errors import InputError
+            raise InputError(f"--preview {preview_movie}: the file exists",
+                             hint="choose another path, or pass --force to replace it")
         if settings.provider == "local":
             err.print("provider: local - an offline sketch engine for previews, not a "
                       "substitute for the music service")
         with RichProgress(err) as progress:
             result = score_file(input, output, settings, work_dir=work_dir, force=force,
                                 provider_config=built.provider_config, progress=progress)
+        if preview_movie is not None:  # the review movie of what was just written
+            from reelscore.preview import write_preview
+            movie = write_preview(output, preview_movie, score_level_db=score_level, force=force,
+                                  media_roots=settings.media_roots)
+            result.summary["preview"] = str(movie.path)
         if as_json:
             out.print_json(json.dumps({**result.summary, "manifest": str(result.manifest_path)}))
             return
@@ -208,6 +235,11 @@ def score(
                   f"dBTP{' (limiter used)' if s['limiter'] else ''}; {s['scenes']} scene(s), "
                   f"{s['record_in']}-{s['record_out']}")
         out.print(s["music_changes"])
+        if "ducked_seconds" in s:
+            out.print(f"ducked under dialogue: {s['ducked_seconds']:.2f} s at "
+                      f"{s['duck_depth_db']:+.1f} dB (unducked score on a muted track beside it)")
+        if "preview" in s:
+            out.print(f"review movie: {s['preview']}")
         out.print(f"wrote {output} (track {settings.track_name!r} -> {result.music_wav})")
         out.print(f"manifest: {result.manifest_path}")
 
@@ -501,6 +533,32 @@ def report(
         path = write_report(folder, output or folder.dir / REPORT_NAME)
         out.print(f"wrote {path}" + (f" ({len(folder.missing)} thing(s) missing: an "
                                      "interrupted run)" if folder.missing else ""))
+
+    run_command(debug, body)
+
+
+@app.command()
+def preview(
+    edit: Path = typer.Argument(..., help="an edit `reelscore score` wrote (its job folder beside it)"),
+    output: Path = typer.Option(..., "-o", "--output", help="review movie to write (.mp4, H.264/AAC)"),
+    score_level: float = opt.SCORE_LEVEL,
+    force: bool = typer.Option(False, "--force", help="replace an existing OUTPUT"),
+    reference: Path | None = typer.Option(None, "--reference", help="take the picture from this flattened movie of the cut (default: the job's rendered clips, else the run's own --reference)"),
+    reference_start: str | None = opt.REFERENCE_START,
+    media_root: list[Path] | None = opt.MEDIA_ROOT,
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Write a review movie of a scored edit: picture, the edit's sound and the score, with
+    burnt-in record timecode and scene numbers."""
+
+    def body() -> None:
+        from reelscore.preview import write_preview
+
+        result = write_preview(edit, output, score_level_db=score_level, force=force,
+                               reference=reference, reference_start=reference_start,
+                               media_roots=media_root or [])
+        out.print(f"wrote {result.path}: {result.frames} frames, {result.record_in}-"
+                  f"{result.record_out}, score at {result.score_level_db:+.1f} dB")
 
     run_command(debug, body)
 

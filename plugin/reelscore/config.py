@@ -98,6 +98,14 @@ class SiteSettings(_Strict):
     # --method compose (issue 13): composition plans built from the cut instead of video-to-music
     method: Literal["video", "compose"] | None = None
     draft_plan: bool | None = None  # --draft-plan: styles drafted by the free plan endpoint
+    # --duck (issue 15): the score ducked under the dialogue (limits in settings.ScoreSettings)
+    duck: bool | None = None
+    dialogue_track: list[str] | None = None
+    duck_threshold: float | None = None
+    duck_attack: float | None = None
+    duck_release: float | None = None
+    duck_hold: float | None = None
+    duck_depth: float | None = None
 
 
 class ElevenLabsSection(_Strict):

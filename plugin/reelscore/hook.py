@@ -113,8 +113,16 @@ HOOK_KEYS: dict[str, str] = {
                 "(kept music copied, only new stretches generated)",
     "regenerate_trimmed": "true: with previous, generate trimmed scenes afresh",
     "draft_plan": "true: the service's free plan endpoint drafts the styles (method compose)",
+    # --duck (issue 15)
+    "duck": "true: duck the score under the dialogue (the unducked score stays beside it, muted)",
+    "dialogue_track": "audio track(s) driving duck, names or numbers (list, or comma-separated; default DIA, DX, Dialogue, VO)",
+    "duck_threshold": "dialogue level that ducks (dBFS, default -40)",
+    "duck_attack": "ms to full depth after speech starts (default 50)",
+    "duck_release": "ms back to full level (default 500)",
+    "duck_hold": "ms the score stays down after speech stops (default 250)",
+    "duck_depth": "dB the score goes down under dialogue (default -10)",
 }
-_LISTS = {"tags": ",", "media_root": os.pathsep}
+_LISTS = {"tags": ",", "media_root": os.pathsep, "dialogue_track": ","}
 _RUN_ONLY = ("config", "profile", "work_dir", "source", "range")
 
 

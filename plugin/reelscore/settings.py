@@ -85,6 +85,16 @@ class ScoreSettings(BaseModel):
     # --draft-plan: styles drafted by the service's free plan endpoint from the cut's plan
     draft_plan: bool = False
 
+    # --duck (issue 15): the score ducked under the dialogue tracks (reelscore.ducking); empty
+    # dialogue_track = the tracks named DIA, DX, Dialogue or VO.
+    duck: bool = False
+    dialogue_track: list[str] = Field(default_factory=list)
+    duck_threshold: float = Field(default=-40.0, ge=-90, lt=0)  # dBFS
+    duck_attack: float = Field(default=50.0, gt=0, le=5000)  # ms
+    duck_release: float = Field(default=500.0, gt=0, le=10000)  # ms
+    duck_hold: float = Field(default=250.0, ge=0, le=10000)  # ms
+    duck_depth: float = Field(default=-10.0, ge=-60, lt=0)  # dB
+
     def limits(self) -> PlanLimits:
         return PlanLimits(max_seconds=self.max_request_seconds, max_videos=self.max_videos)
 
@@ -198,7 +208,10 @@ _SCORE = {"scenes": "scenes", "scene_track": "scene_track", "min_scene": "min_sc
           "timecode": "timecode", "concurrency": "concurrency",
           "method": "method", "composition": "composition", "brief": "brief",
           "draft_plan": "draft_plan",
-          "previous": "previous", "regenerate_trimmed": "regenerate_trimmed"}
+          "previous": "previous", "regenerate_trimmed": "regenerate_trimmed",
+          "duck": "duck", "dialogue_track": "dialogue_track", "duck_threshold": "duck_threshold",
+          "duck_attack": "duck_attack", "duck_release": "duck_release",
+          "duck_hold": "duck_hold", "duck_depth": "duck_depth"}
 _CONNECTION = {"base_url": "base_url", "connect_timeout": "connect_timeout_s",
                "read_timeout": "read_timeout_s", "max_retries": "max_retries",
                "allow_insecure": "allow_insecure"}

@@ -112,6 +112,13 @@ def score(
     previous: Path | None = opt.PREVIOUS,
     regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
     draft_plan: bool | None = opt.DRAFT_PLAN,
+    duck: bool | None = opt.DUCK,
+    dialogue_track: list[str] | None = opt.DIALOGUE_TRACK,
+    duck_threshold: float | None = opt.DUCK_THRESHOLD,
+    duck_attack: float | None = opt.DUCK_ATTACK,
+    duck_release: float | None = opt.DUCK_RELEASE,
+    duck_hold: float | None = opt.DUCK_HOLD,
+    duck_depth: float | None = opt.DUCK_DEPTH,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score the current Resolve timeline and place the music on a new audio track."""
@@ -138,7 +145,10 @@ def score(
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             max_retries=max_retries, allow_insecure=allow_insecure,
             method=method, composition=composition, brief=brief, draft_plan=draft_plan,
-            previous=previous, regenerate_trimmed=regenerate_trimmed)
+            previous=previous, regenerate_trimmed=regenerate_trimmed,
+            duck=duck, dialogue_track=dialogue_track, duck_threshold=duck_threshold,
+            duck_attack=duck_attack, duck_release=duck_release, duck_hold=duck_hold,
+            duck_depth=duck_depth)
         built = build_settings(load_config(config, profile), values)
         options = ResolveRunOptions(
             timeline_name=timeline, use_marks=range_ == "marks",

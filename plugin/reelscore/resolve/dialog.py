@@ -79,6 +79,10 @@ class DialogValues:
     composition: str = ""
     brief: str = ""
     draft_plan: bool = False
+    # --duck (issue 15): duck the score under the dialogue tracks
+    duck: bool = False
+    duck_depth: float = -10.0
+    dialogue_track: tuple[str, ...] = ()
     use_audio_as_reference: bool = False  # the clips carry the timeline's sound
 
     @property
@@ -100,6 +104,8 @@ def dialog_defaults(config: EffectiveConfig) -> DialogValues:
         target_lufs=None if lufs is None or lufs == LOUDNESS_PRESETS[preset][0] else float(lufs),
         markers=bool(v.get("markers", False)), base_url=v.get("base_url", ""), loudness=preset,
         method=v.get("method", "video"), draft_plan=bool(v.get("draft_plan", False)),
+        duck=bool(v.get("duck", False)), duck_depth=float(v.get("duck_depth", -10.0)),
+        dialogue_track=tuple(v.get("dialogue_track", ())),
         use_audio_as_reference=bool(v.get("use_audio_as_reference", False)))
 
 
@@ -146,6 +152,13 @@ def build_dialog(ui: Any, disp: Any, *, header: str, defaults: DialogValues | No
                                        "compose: per-scene brief file, CSV or TOML (optional)"})),
         ui.CheckBox({"ID": "DraftPlan", "Text": "Draft the styles with the service's free plan "
                      "endpoint (compose)", "Checked": d.draft_plan, "Weight": 0}),
+        ui.CheckBox({"ID": "Duck", "Text": "Duck the score under dialogue (unducked kept, "
+                     "muted)", "Checked": d.duck, "Weight": 0}),
+        _row(ui, "Duck depth (dB)", ui.SpinBox({"ID": "DuckDepth", "Minimum": -40, "Maximum": -1,
+                                                "Value": round(d.duck_depth)})),
+        _row(ui, "Dialogue tracks", ui.LineEdit({
+            "ID": "DialogueTracks", "Text": ", ".join(d.dialogue_track),
+            "PlaceholderText": "names, comma-separated (default: DIA, DX, Dialogue, VO)"})),
         ui.CheckBox({"ID": "HearSound", "Text": "Let the service hear the timeline's sound "
                      "(clips sent with their audio)", "Checked": d.use_audio_as_reference,
                      "Weight": 0}),
@@ -206,6 +219,10 @@ def read_values(win: Any) -> DialogValues:
         composition=str(items["Composition"].Text or "").strip(),
         brief=str(items["Brief"].Text or "").strip(),
         draft_plan=bool(items["DraftPlan"].Checked),
+        duck=bool(items["Duck"].Checked),
+        duck_depth=float(items["DuckDepth"].Value),
+        dialogue_track=tuple(t.strip() for t in str(items["DialogueTracks"].Text or "").split(",")
+                             if t.strip()),
         use_audio_as_reference=bool(items["HearSound"].Checked),
     )
 
@@ -263,6 +280,8 @@ def built_settings(values: DialogValues, config: EffectiveConfig | None = None) 
         changed["tags"] = list(values.tags)
     if "description" in changed:
         changed["description"] = values.description or None
+    if "dialogue_track" in changed:
+        changed["dialogue_track"] = list(values.dialogue_track)
     if changed.get("base_url") == "":
         changed["base_url"] = None
     if values.update_previous and values.previous:
@@ -276,6 +295,7 @@ def built_settings(values: DialogValues, config: EffectiveConfig | None = None) 
 
 _SETTING_FIELDS = ("scenes", "description", "tags", "provider", "target_lufs", "markers",
                    "base_url", "loudness", "method", "composition", "brief", "draft_plan",
+                   "duck", "duck_depth", "dialogue_track",
                    "use_audio_as_reference")
 
 

@@ -144,16 +144,23 @@ def _generated_clip(name: str, rate: Fraction, dur: int) -> otio.schema.Clip:
 
 def read_video_tracks(timeline: Ref, rate: Fraction, start_frame: int, *,
                       drop_frame: bool = False) -> tuple[list[otio.schema.Track], list[str]]:
+    return read_tracks(timeline, "video", rate, start_frame, drop_frame=drop_frame)
+
+
+def read_tracks(timeline: Ref, kind: str, rate: Fraction, start_frame: int, *,
+                drop_frame: bool = False) -> tuple[list[otio.schema.Track], list[str]]:
+    """The ``video`` or ``audio`` tracks of the item list, items at their record frames."""
     tracks: list[otio.schema.Track] = []
     notes: list[str] = []
-    count = int(timeline.call("GetTrackCount", "video", expect="number"))
+    count = int(timeline.call("GetTrackCount", kind, expect="number"))
+    otio_kind = otio.schema.TrackKind.Video if kind == "video" else otio.schema.TrackKind.Audio
     for index in range(1, count + 1):
-        tname = timeline.probe("GetTrackName", "video", index) or f"Video {index}"
-        track = otio.schema.Track(name=str(tname), kind=otio.schema.TrackKind.Video)
-        enabled = timeline.probe("GetIsTrackEnabled", "video", index)
+        tname = timeline.probe("GetTrackName", kind, index) or f"{kind.title()} {index}"
+        track = otio.schema.Track(name=str(tname), kind=otio_kind)
+        enabled = timeline.probe("GetIsTrackEnabled", kind, index)
         track.enabled = enabled is not False
         # An empty track may answer [] or None.
-        raw_items = timeline.call("GetItemListInTrack", "video", index, expect="any") or []
+        raw_items = timeline.call("GetItemListInTrack", kind, index, expect="any") or []
         items = [Ref(it, "TimelineItem", f"item on {tname}") for it in raw_items]
         items.sort(key=lambda r: as_int(r.call("GetStart"), 0) or 0)
         pos = start_frame
@@ -343,6 +350,7 @@ def read_timeline(
     for m in markers:
         chosen.tracks.markers.append(m)
     duration = rt_frames(built.duration(), rate)
+    _add_audio(chosen, timeline, rate, start_frame, drop, notes)
     marks = read_marks(timeline, rate, start_frame, duration, drop_frame=drop)
     for n in notes:
         log.info("%s: %s", name, n)
@@ -350,3 +358,19 @@ def read_timeline(
         name=name, timeline=chosen, rate=rate, drop_frame=drop, start_frame=start_frame,
         start_timecode=start_tc, marks=marks, source=source, notes=notes,
     )
+
+
+def _add_audio(chosen: otio.schema.Timeline, timeline: Ref, rate: Fraction, start_frame: int,
+               drop: bool, notes: list[str]) -> None:
+    """The item list's audio tracks (for ``--duck`` and the review movie's mixdown), unless the
+    chosen reading already holds audio clips (Resolve's export: levels and fades included)."""
+    if any(True for t in chosen.audio_tracks() for _ in t.find_clips()):
+        return
+    audio, audio_notes = read_tracks(timeline, "audio", rate, start_frame, drop_frame=drop)
+    if not any(True for t in audio for _ in t.find_clips()):
+        return
+    for t in list(chosen.audio_tracks()):
+        chosen.tracks.remove(t)
+    for t in audio:
+        chosen.tracks.append(t)
+    notes.extend(n for n in audio_notes if "no media file" not in n)

@@ -73,6 +73,9 @@ class ResolveRunResult:
         if self.sfx_placement is not None:
             lines.append(f"sound effects on A{self.sfx_placement.track_index} "
                          f"{self.sfx_placement.track_name!r}")
+        if "ducked_seconds" in s:
+            lines.append(f"ducked under dialogue: {s['ducked_seconds']:.2f} s at "
+                         f"{s['duck_depth_db']:+.1f} dB")
         if p.markers_added:
             lines.append(f"{len(p.markers_added)} scene marker(s) added")
         lines += [f"note: {n}" for n in self.notes + p.notes]
@@ -190,6 +193,10 @@ def score_in_resolve(
         except PlacementError as exc:
             notes.append(f"the sound-effects stem was not placed: {exc.message} "
                          f"(file: {result.sfx_wav})")
+    if result.alternative_wav is not None:  # --duck: the unducked score beside it, muted
+        notes += _place_alternative(project, timeline, result.alternative_wav, settings,
+                                    record_frame=record_frame, duration=duration, edit=edit,
+                                    drop_frame=result.plan.drop_frame)
     if progress is not None:
         progress.advance("place")
     return ResolveRunResult(edit, result, placement, sfx, options.render, work_dir, notes)
@@ -208,3 +215,19 @@ def _check_wav(path: Path, frames: int, edit: ResolveEdit) -> None:
             f"({want:.3f} s); nothing was placed",
             hint=f"the file is {path}; import it by hand or rerun",
         )
+
+
+def _place_alternative(project: Ref, timeline: Ref, wav: Path, settings: ScoreSettings, *,
+                       record_frame: int, duration: int, edit: ResolveEdit,
+                       drop_frame: bool) -> list[str]:
+    """``--duck``: the unducked score on its own new track, disabled (notes say what failed)."""
+    try:
+        alt = place_music(project, timeline, wav, record_frame=record_frame,
+                          duration_frames=duration, rate=edit.rate, start_frame=edit.start_frame,
+                          track_name=f"{settings.track_name} (unducked)", drop_frame=drop_frame)
+    except PlacementError as exc:
+        return [f"the unducked score was not placed: {exc.message} (file: {wav})"]
+    if not timeline.probe("SetTrackEnable", "audio", alt.track_index, False):
+        return [f"the unducked score is on A{alt.track_index} {alt.track_name!r} but could not "
+                "be muted: disable the track by hand"]
+    return [f"the unducked score is on A{alt.track_index} {alt.track_name!r}, muted"]

@@ -27,6 +27,7 @@ from reelscore.conform import (
     join_requests,
     load_generated,
 )
+from reelscore.dialogue import Ducked, duck_music
 from reelscore.errors import AudioError, MediaError
 from reelscore.fsutil import sha256_file
 from reelscore.job import Job, RecutBasis
@@ -62,6 +63,7 @@ class ScoreResult:
     output_path: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     marks: list[ScoreMark] | None = None  # composing: one per section (else scene markers)
+    alternative_wav: Path | None = None  # --duck: the unducked score, placed muted
 
 
 def safe_name(name: str) -> str:
@@ -130,6 +132,11 @@ def finish(
             progress.note(f"{r.request_id}: the service returned {r.drift_frames:+.1f} frames "
                           f"against the plan; {r.action} to fit")
     job.set("conform", [r.to_dict() for r in reports])
+    ducked: Ducked | None = None
+    unducked = music
+    if settings.duck:  # the placed score is the ducked one, normalised as delivered
+        ducked = duck_music(loaded, plan, music, settings, SAMPLE_RATE)
+        music = ducked.music
     progress.advance("normalise")
 
     music_wav = job.audio_dir / f"{name}.score.wav"
@@ -182,6 +189,11 @@ def finish(
     }
     media = [ScoreMedia(music_wav, settings.track_name, f"{settings.track_name} - reelscore",
                         provenance)]
+    if ducked is not None:
+        media.append(_unducked_alternative(unducked, ducked, job, name, settings, provenance))
+        outputs_alt: Path | None = media[-1].path
+    else:
+        outputs_alt = None
     if sfx_wav is not None:
         media.append(ScoreMedia(sfx_wav, f"{settings.track_name} SFX",
                                 f"{settings.track_name} SFX - reelscore",
@@ -202,8 +214,13 @@ def finish(
         "music_wav": str(music_wav),
         "music_changes": changes["summary"],
     }
+    if ducked is not None:
+        summary["ducked_seconds"] = round(ducked.report.seconds, 2)
+        summary["duck_depth_db"] = ducked.params.depth_db
     outputs: dict[str, Any] = {"music_wav": str(music_wav),
                                "sfx_wav": str(sfx_wav) if sfx_wav else None}
+    if output_path is not None and ducked is not None:
+        _note_alternative(output_path, progress)
     if output_path is not None:
         progress.stage("write")
         outputs["edit_adapter"] = write_edit(scored, output_path)
@@ -218,4 +235,32 @@ def finish(
         sfx_wav=sfx_wav, record_start=record_start, duration=duration, loudness=ldict,
         conform=[r.to_dict() for r in reports], job_id=job.job_id, summary=summary,
         output_path=output_path, marks=list(marks) if marks is not None else None,
+        alternative_wav=outputs_alt,
     )
+
+
+def _unducked_alternative(music: np.ndarray, ducked: Ducked, job: Job, name: str,
+                          settings: ScoreSettings, provenance: dict[str, Any]) -> ScoreMedia:
+    """The score without the ducking, normalised on its own (what a run without --duck
+    delivers), written beside the ducked one and placed as a muted track; recorded in the
+    manifest's ``ducking``."""
+    normalised, report = loudness.normalise(music, SAMPLE_RATE, target_lufs=settings.target_lufs,
+                                            true_peak_dbtp=settings.true_peak)
+    path = job.audio_dir / f"{name}.score-unducked.wav"
+    write_wav(path, normalised, SAMPLE_RATE, bits=settings.wav_bits)
+    track = f"{settings.track_name} (unducked)"
+    job.set("ducking", ducked.record(path, track, report.after.integrated_lufs)
+            .model_dump(mode="json"))
+    return ScoreMedia(path, track, f"{settings.track_name} unducked - reelscore",
+                      {**provenance, "alternative": "unducked"}, enabled=False)
+
+
+def _note_alternative(output_path: Path, progress: ProgressSink) -> None:
+    """Formats whose writers drop a track's mute get no unducked track (it would play)."""
+    from reelscore.writeback import adapter_for_output
+    from reelscore.writeback.score_track import ADAPTER_LABELS, KEEPS_MUTED_TRACKS
+
+    adapter = adapter_for_output(output_path)
+    if adapter not in KEEPS_MUTED_TRACKS:
+        progress.note(f"{ADAPTER_LABELS.get(adapter, adapter)} cannot hold a muted track: the "
+                      "unducked score is in the job folder only (ducking.alternative_wav)")

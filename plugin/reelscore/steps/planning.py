@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import opentimelineio as otio
 
 from reelscore.clip_audio import AUDIO_KBPS
+from reelscore.dialogue import check_dialogue
 from reelscore.errors import MediaError
 from reelscore.ffmpeg_cli import probe
 from reelscore.picture import Picture, build_picture
@@ -71,6 +72,8 @@ def plan_edit(
     edit_dir = loaded.path.parent if loaded.path else None
     resolver = MediaResolver(edit_dir, settings.media_roots,
                              allow_remote=settings.allow_remote_media)
+    # --duck: its dialogue tracks exist and their audio is online, before any work
+    check_dialogue(loaded, settings, start, end - start, resolver)
     movie = None
     if settings.reference is not None:  # reference mode: the sources may well be offline
         from reelscore.reference import check_coverage, open_reference

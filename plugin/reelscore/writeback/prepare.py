@@ -20,9 +20,11 @@ from reelscore.errors import OutputError
 from reelscore.timecode import rt_frames
 from reelscore.timeline import normalise, timeline_rate
 from reelscore.writeback.score_track import (
+    KEEPS_MUTED_TRACKS,
     META,
     URL_FORMS,
     drop_frame_of,
+    is_muted_score_track,
     media_path,
     media_url,
     plain_metadata,
@@ -44,6 +46,9 @@ def prepared_for_adapter(
     if adapter == "cmx_3600":
         return _score_edl_timeline(timeline)
     prepared: otio.schema.Timeline = copy.deepcopy(timeline)
+    if adapter not in KEEPS_MUTED_TRACKS:  # its writer would make a muted track play
+        for track in [t for t in prepared.tracks if is_muted_score_track(t)]:
+            prepared.tracks.remove(track)
     form = form or URL_FORMS.get(adapter, "url")
     if adapter in ("fcp_xml", "fcpx_xml", "AAF"):
         _fold_record_offset(prepared)

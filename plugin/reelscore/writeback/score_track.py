@@ -147,6 +147,16 @@ def score_clip_stack_range(timeline: otio.schema.Timeline, track_name: str) -> o
 
 
 
+# The writers that keep a track's ``enabled`` flag: elsewhere a muted track would play, so a muted
+# score track (``--duck``'s unducked alternative) is left out of the written file.
+KEEPS_MUTED_TRACKS = frozenset({"otio_json", "otioz"})
+
+
+def is_muted_score_track(track: otio.core.SerializableObject) -> bool:
+    """A score track reelscore placed muted (``--duck``'s unducked alternative)."""
+    return is_score_track(track) and not bool(getattr(track, "enabled", True))
+
+
 def plain_metadata(value: Any) -> Any:
     """OTIO AnyDictionary/AnyVector -> plain dict/list (for reading metadata back)."""
     if isinstance(value, Mapping):

@@ -25,11 +25,13 @@ from reelscore.timecode import frames_to_tc, is_drop_frame_rate, rt_frames
 from reelscore.timeline import normalise
 from reelscore.writeback.score_track import (
     ADAPTER_ERRORS,
+    KEEPS_MUTED_TRACKS,
     META,
     OTIOZ_MEDIA_DIR,
     URL_FORMS,
     adapter_for_output,
     drop_frame_of,
+    is_muted_score_track,
     is_score_track,
     media_path,
     media_url,
@@ -63,12 +65,16 @@ class ExpectedScore:
     job_id: str
 
 
-def expected_scores(scored: otio.schema.Timeline) -> tuple[Fraction, int, list[ExpectedScore]]:
-    """(rate, record frame of the timeline start, score clips) of a scored timeline."""
+def expected_scores(scored: otio.schema.Timeline, adapter: str = "otio_json",
+                    ) -> tuple[Fraction, int, list[ExpectedScore]]:
+    """(rate, record frame of the timeline start, score clips) of a scored timeline, as
+    *adapter* writes it (muted score tracks only where the writer keeps them muted)."""
     loaded = normalise(scored)
     rate = loaded.rate
     out: list[ExpectedScore] = []
     for track, clip in score_clips(loaded.timeline):
+        if adapter not in KEEPS_MUTED_TRACKS and is_muted_score_track(track):
+            continue
         stack = clip.transformed_time_range(clip.trimmed_range(), loaded.timeline.tracks)
         record = loaded.start_frame + rt_frames(stack.start_time, rate)
         clip_start = rt_frames(clip.trimmed_range().start_time, rate)
@@ -131,7 +137,7 @@ def verify_written(
     naming the first difference.
     """
     adapter = adapter_for_output(path)
-    rate, start_frame, expected = expected_scores(scored)
+    rate, start_frame, expected = expected_scores(scored, adapter)
     drop = plan.drop_frame if plan is not None else drop_frame_of(scored)
     if not expected:
         raise OutputError("the scored timeline holds no reelscore score clip to verify")

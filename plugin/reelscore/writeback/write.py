@@ -55,6 +55,7 @@ class ScoreMedia:
     track_name: str
     clip_name: str
     metadata: dict[str, Any]
+    enabled: bool = True  # False: placed muted (the unducked alternative of --duck)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def add_score_tracks(
                 ))
         track.append(clip)
         track.metadata[META] = {"generated": True, "drop_frame": plan.drop_frame}
+        track.enabled = item.enabled
         timeline.tracks.append(track)
     return timeline
 

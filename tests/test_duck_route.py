@@ -1,0 +1,201 @@
+"""``--duck`` end to end (issue 15, part 3): an edit whose DX track holds tone bursts on known
+frames; the delivered score is ~depth lower during the bursts and not outside them, and the
+unducked score sits beside it on a muted alternative track -- from the CLI and the OTIO hook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+from opentimelineio import opentime
+
+from reelscore.wavfile import read_wav, write_wav
+from tests.edits import build_timeline
+
+RATE = Fraction(25)
+FRAMES = 250  # 10 s from 01:00:00:00
+BURSTS = [(50, 100), (150, 200)]  # DX speech stand-ins, stack frames
+SR = 48000
+
+
+def _dx_wav(path: Path) -> Path:
+    """10 s: 1 kHz bursts at -20 dBFS on BURSTS' frames over -80 dBFS noise."""
+    n = FRAMES * SR // 25
+    x = np.random.default_rng(3).normal(0, 1e-4, (n, 1))
+    t = np.arange(n) / SR
+    for a, b in BURSTS:
+        i, j = a * SR // 25, b * SR // 25
+        x[i:j, 0] += 0.1 * np.sin(2 * np.pi * 1000 * t[i:j])
+    write_wav(path, x.astype(np.float32), SR, bits=24)
+    return path
+
+
+def _audio_track(name: str, wav: Path, frames: int = FRAMES) -> otio.schema.Track:
+    r = float(RATE)
+    track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Audio)
+    track.append(otio.schema.Clip(
+        name=wav.stem, media_reference=otio.schema.ExternalReference(
+            target_url=wav.as_uri(), available_range=opentime.TimeRange(
+                opentime.RationalTime(0, r), opentime.RationalTime(frames, r))),
+        source_range=opentime.TimeRange(opentime.RationalTime(0, r),
+                                        opentime.RationalTime(frames, r))))
+    return track
+
+
+@pytest.fixture
+def dx_edit(tmp_path: Path, coded_video) -> Path:
+    src = coded_video(frames=300, rate=RATE, source_id=41, gop=25)
+    tl = build_timeline([[("clip", src, 41, 0, 125), ("clip", src, 41, 150, 125)]], RATE,
+                        start_frame=90000)
+    tl.tracks.append(_audio_track("DX", _dx_wav(tmp_path / "dx.wav")))
+    edit = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(tl, str(edit))
+    return edit
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "x"), "REELSCORE_NO_KEYRING": "1"}
+    env.pop("REELSCORE_CONFIG", None)
+    return env
+
+
+def _score(tmp_path: Path, edit: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reelscore", "score", str(edit), "-o", str(out), "--json",
+         "--provider", "local", "--seed", "7", *extra],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+        check=False)
+
+
+def _window_db(x: np.ndarray, t0: float, t1: float) -> float:
+    seg = x[round(t0 * SR):round(t1 * SR)].astype(np.float64)
+    return 10 * np.log10(np.mean(seg ** 2) + 1e-20)
+
+
+def _check_ducked(ducked: np.ndarray, unducked: np.ndarray, depth: float) -> None:
+    """Ducked minus unducked level, window by window: one constant (the two normalisations)
+    outside the bursts, that constant plus *depth* inside them."""
+    assert ducked.shape == unducked.shape
+
+    def diff(t0: float, t1: float) -> float:
+        return _window_db(ducked, t0, t1) - _window_db(unducked, t0, t1)
+
+    # outside: before the first burst, between them (after hold 0.25 + release 0.5), at the end
+    outside = [diff(a, a + 0.2) for a in (0.2, 0.8, 1.5, 4.9, 5.5, 8.9, 9.5)]
+    base = float(np.median(outside))
+    assert max(abs(d - base) for d in outside) < 0.3, outside
+    # inside: from attack (50 ms) + detector (10 ms) after each burst starts to its end
+    for a, b in BURSTS:
+        for t0 in np.arange(a / 25 + 0.07, b / 25 - 0.2, 0.3):
+            assert diff(t0, t0 + 0.2) - base == pytest.approx(depth, abs=0.5), (a, t0)
+    # just before each burst starts the score is not yet down
+    for a, _b in BURSTS:
+        assert abs(diff(a / 25 - 0.25, a / 25 - 0.05) - base) < 0.3
+
+
+def test_cli_duck_ducks_under_dx_and_keeps_the_unducked_beside_it(tmp_path: Path,
+                                                                   dx_edit: Path) -> None:
+    out = tmp_path / "scored.otio"
+    proc = _score(tmp_path, dx_edit, out, "--duck", "--duck-depth", "-12")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["duck_depth_db"] == -12
+    # gate on: each 2 s burst plus its 250 ms hold (+ the 10 ms detector window)
+    assert summary["ducked_seconds"] == pytest.approx(2 * 2.25, abs=0.05)
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    ducking = manifest["ducking"]
+    assert ducking["tracks"] == ["A1 'DX'"] and ducking["depth_db"] == -12
+    ducked, sr = read_wav(Path(manifest["outputs"]["music_wav"]))
+    unducked, _ = read_wav(Path(ducking["alternative_wav"]))
+    assert sr == SR and ducked.shape[0] == FRAMES * SR // 25
+    _check_ducked(ducked, unducked, -12)
+    # both normalised to the target on their own (the ducked one as delivered)
+    assert manifest["loudness"]["delivered"]["integrated_lufs"] == pytest.approx(-14, abs=0.1)
+    assert ducking["alternative_integrated_lufs"] == pytest.approx(-14, abs=0.1)
+
+    back = otio.adapters.read_from_file(str(out))
+    tracks = {t.name: t for t in back.audio_tracks()}
+    assert tracks["Score"].enabled and not tracks["Score (unducked)"].enabled
+    alt = next(iter(tracks["Score (unducked)"].find_clips()))
+    assert Path(alt.media_reference.target_url.removeprefix("file://")).name == \
+        Path(ducking["alternative_wav"]).name
+    assert tracks["DX"].enabled  # the edit's own tracks untouched
+
+
+def test_hook_duck_writes_fcp7_xml_without_a_track_that_would_play(tmp_path: Path,
+                                                              dx_edit: Path) -> None:
+    tl = otio.adapters.read_from_file(str(dx_edit))
+    out = tmp_path / "scored.xml"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        otio.adapters.write_to_file(tl, str(out), hook_function_argument_map={
+            "reelscore.provider": "local", "reelscore.duck": True,
+            "reelscore.dialogue_track": "dx", "reelscore.source": str(dx_edit),
+            "reelscore.work_dir": str(tmp_path / "job")})
+    finally:
+        os.chdir(cwd)
+    manifest = json.loads((tmp_path / "job" / "manifest.json").read_text())
+    ducking = manifest["ducking"]
+    ducked, _ = read_wav(Path(manifest["outputs"]["music_wav"]))
+    unducked, _ = read_wav(Path(ducking["alternative_wav"]))
+    _check_ducked(ducked, unducked, -10)
+    back = otio.adapters.read_from_file(str(out))
+    urls = [c.media_reference.target_url for t in back.audio_tracks() for c in t.find_clips()]
+    names = {Path(u).name for u in urls}
+    assert Path(manifest["outputs"]["music_wav"]).name in names
+    # FCP 7 XML has no track mute (OTIO's writer drops it): a muted alternative would play,
+    # so it is left out of the file and kept in the job folder
+    assert Path(ducking["alternative_wav"]).name not in names
+    assert Path(ducking["alternative_wav"]).is_file()
+
+
+def test_unknown_dialogue_track_names_the_tracks_there_are(tmp_path: Path,
+                                                           dx_edit: Path) -> None:
+    out = tmp_path / "scored.otio"
+    proc = _score(tmp_path, dx_edit, out, "--duck", "--dialogue-track", "BOOM")
+    assert proc.returncode != 0
+    assert "BOOM" in proc.stderr and "A1 'DX'" in proc.stderr
+    assert not out.exists()
+    assert not list((tmp_path / "scored.otio.reelscore").glob("**/*.mp4"))  # nothing rendered
+
+
+def test_no_dialogue_track_by_name_is_refused(tmp_path: Path, coded_video) -> None:
+    src = coded_video(frames=300, rate=RATE, source_id=41, gop=25)
+    tl = build_timeline([[("clip", src, 41, 0, 125)]], RATE, start_frame=90000)
+    tl.tracks.append(_audio_track("MUSIC", _dx_wav(tmp_path / "m.wav"), 125))
+    edit = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(tl, str(edit))
+    proc = _score(tmp_path, edit, tmp_path / "s.otio", "--duck")
+    assert proc.returncode != 0
+    assert "no dialogue track" in proc.stderr and "A1 'MUSIC'" in proc.stderr
+    assert not (tmp_path / "s.otio").exists()
+
+
+@pytest.mark.parametrize("ext", ["otioz", "fcpxml", "aaf"])
+def test_alternative_track_per_format(tmp_path: Path, dx_edit: Path, ext: str) -> None:
+    """Read back per format: the ducked score always; the unducked one muted where the format
+    keeps a mute (.otio/.otioz), else left out (it would play) and kept in the job folder."""
+    out = tmp_path / f"scored.{ext}"
+    proc = _score(tmp_path, dx_edit, out, "--duck")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(Path(json.loads(proc.stdout)["manifest"]).read_text())
+    ducked = Path(manifest["outputs"]["music_wav"]).name
+    unducked = Path(manifest["ducking"]["alternative_wav"]).name
+    back = otio.adapters.read_from_file(str(out))
+    placed = {Path(c.media_reference.target_url).name: t.enabled
+              for t in back.audio_tracks() for c in t.find_clips()
+              if isinstance(c.media_reference, otio.schema.ExternalReference)}
+    assert placed[ducked] is True
+    if ext == "otioz":
+        assert placed[unducked] is False
+    else:
+        assert unducked not in placed
+        assert "cannot hold a muted track" in proc.stderr
