@@ -97,6 +97,8 @@ class SiteSettings(_Strict):
     allow_insecure: bool | None = None
     # --method compose (issue 13): composition plans built from the cut instead of video-to-music
     method: Literal["video", "compose"] | None = None
+    # batch on Dask (issue 17): SOURCE=TARGET path mappings (reelscore.pathmap)
+    path_map: list[str] | None = None
 
 
 class ElevenLabsSection(_Strict):

@@ -82,6 +82,9 @@ class ScoreSettings(BaseModel):
     method: Literal["video", "compose"] = "video"
     composition: Path | None = None
     brief: Path | None = None
+    # --path-map SOURCE=TARGET (reelscore.pathmap): media paths as the machine that made the edit
+    # (or submitted the batch) saw them -> this machine's; site policy, per profile.
+    path_map: list[str] = Field(default_factory=list)
 
     def limits(self) -> PlanLimits:
         return PlanLimits(max_seconds=self.max_request_seconds, max_videos=self.max_videos)
@@ -195,7 +198,8 @@ _SCORE = {"scenes": "scenes", "scene_track": "scene_track", "min_scene": "min_sc
           "reference": "reference", "reference_start": "reference_start",
           "timecode": "timecode", "concurrency": "concurrency",
           "method": "method", "composition": "composition", "brief": "brief",
-          "previous": "previous", "regenerate_trimmed": "regenerate_trimmed"}
+          "previous": "previous", "regenerate_trimmed": "regenerate_trimmed",
+          "path_map": "path_map"}
 _CONNECTION = {"base_url": "base_url", "connect_timeout": "connect_timeout_s",
                "read_timeout": "read_timeout_s", "max_retries": "max_retries",
                "allow_insecure": "allow_insecure"}

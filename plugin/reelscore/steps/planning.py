@@ -14,6 +14,7 @@ import opentimelineio as otio
 
 from reelscore.errors import MediaError
 from reelscore.ffmpeg_cli import probe
+from reelscore.pathmap import PathMap
 from reelscore.picture import Picture, build_picture
 from reelscore.plan import PlanLimits, ScorePlan, make_plan
 from reelscore.render import FFmpegRenderer, Renderer, check_online
@@ -64,7 +65,8 @@ def plan_edit(
                               settings.range_out, drop_frame=drop_frame)
     edit_dir = loaded.path.parent if loaded.path else None
     resolver = MediaResolver(edit_dir, settings.media_roots,
-                             allow_remote=settings.allow_remote_media)
+                             allow_remote=settings.allow_remote_media,
+                             path_map=PathMap.parse(settings.path_map, name="path_map"))
     movie = None
     if settings.reference is not None:  # reference mode: the sources may well be offline
         from reelscore.reference import check_coverage, open_reference
