@@ -31,6 +31,7 @@ from reelscore.musicplan import plan_model, sections_of
 from reelscore.plan import ScorePlan
 from reelscore.providers import ComposeRequest, GeneratedAudio, Provider
 from reelscore.settings import ProgressSink, RequestState, ScoreSettings
+from reelscore.slots import ServiceSlots
 from reelscore.steps.generation import GenerationPool, Outgoing, decide, send
 
 DEFAULT_MODEL = "music_v2"
@@ -82,7 +83,8 @@ def requests_of(file: CompositionFile, settings: ScoreSettings) -> list[ComposeR
 
 
 def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSettings,
-                progress: ProgressSink) -> dict[str, GeneratedAudio]:
+                progress: ProgressSink,
+                slots: ServiceSlots | None = None) -> dict[str, GeneratedAudio]:
     """Compose every request's plan, reusing stored answers; answers in plan order."""
     file = composition_for(plan, settings)
     write_composition(job.dir / "composition.json", file)
@@ -104,7 +106,8 @@ def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSe
         if value == "done":
             progress.advance("generate")
 
-    pool = GenerationPool(settings.concurrency, lambda out: send(out, job, provider, state), answered)
+    pool = GenerationPool(settings.concurrency, lambda out: send(out, job, provider, state),
+                          answered, slots)
     try:
         for req in requests_of(file, settings):
             pool.check()
