@@ -59,3 +59,43 @@ def test_a_source_mapped_twice_is_refused():
         PathMap.parse(["/Volumes/RAID=/mnt/a", "/Volumes/RAID/=/mnt/b"])
     # the same target twice is fine
     assert PathMap.parse(["/a=/b", "/a/=/b/"]).map("/a/x") == "/b/x"
+
+
+def test_score_reads_media_through_the_configured_path_map(tmp_path, coded_video):
+    """``path_map`` in a configuration file reaches every front end's media resolver: here
+    ``reelscore score`` with the offline engine, an edit that names its media on a Mac."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from fractions import Fraction
+
+    import opentimelineio as otio
+
+    from tests.edits import build_timeline
+
+    r = Fraction(25)
+    src = coded_video(frames=60, rate=r, source_id=31, gop=25, width=160, height=90)
+    tl = build_timeline([[("clip", src, 31, 0, 50)]], r)
+    mac = "/Volumes/RAID-pathmap-test"
+    for clip in tl.find_clips():
+        clip.media_reference.target_url = f"file://{mac}/media/{src.name}"
+    edit = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(tl, str(edit))
+    (tmp_path / "site.toml").write_text(f'path_map = ["{mac}/media={src.parent}"]\n')
+
+    def score(*extra: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "ELEVENLABS_API_KEY"}
+        return subprocess.run([sys.executable, "-m", "reelscore", "score", str(edit), "-o",
+                               str(tmp_path / "out.otio"), "--provider", "local", *extra],
+                              capture_output=True, text=True, env=env, timeout=600, check=False)
+
+    offline = score()
+    assert offline.returncode == 2 and f"{mac}/media/{src.name}" in offline.stderr
+    done = score("--config", str(tmp_path / "site.toml"))
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "out.otio.reelscore" / "manifest.json").read_text())
+    assert manifest["settings"]["path_map"] == [f"{mac}/media={src.parent}"]
+    # the scored edit still names the media as the Mac does
+    written = otio.adapters.read_from_file(str(tmp_path / "out.otio"))
+    assert written.find_clips()[0].media_reference.target_url.startswith(f"file://{mac}/")

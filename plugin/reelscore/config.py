@@ -99,6 +99,7 @@ class SiteSettings(_Strict):
     method: Literal["video", "compose"] | None = None
     # batch on Dask (issue 17): SOURCE=TARGET path mappings (reelscore.pathmap)
     path_map: list[str] | None = None
+    scheduler: str | None = None  # reelscore batch --scheduler tcp://HOST:8786
 
 
 class ElevenLabsSection(_Strict):
