@@ -16,6 +16,9 @@ budget, shared across the batch).
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import json
 import multiprocessing
 import queue
@@ -30,7 +33,7 @@ from typing import Any, Literal, Protocol
 from reelscore.batch_jobs import BatchItem
 from reelscore.config import EffectiveConfig
 from reelscore.errors import BatchFailedError, BatchPartialError, ReelscoreError
-from reelscore.fsutil import sha256_file
+from reelscore.fsutil import atomic_write_text, sha256_file
 from reelscore.pipeline import StopAfter, run_until, score_file
 from reelscore.settings import BuiltSettings, FrontEndValues, RequestState, build_settings
 from reelscore.slots import FileSlots, ServiceSlots
@@ -264,3 +267,23 @@ def check_outcome(results: Sequence[ItemResult], summary: Path) -> None:
         raise BatchFailedError(f"all {len(results)} edit(s) failed", hint=hint)
     raise BatchPartialError(f"{len(failed)} of {len(results)} edit(s) failed: "
                             + ", ".join(r.name for r in failed), hint=hint)
+
+
+SUMMARY_CSV = "batch-summary.csv"
+SUMMARY_JSON = "batch-summary.json"
+
+
+def write_summary(outdir: Path, results: Sequence[ItemResult]) -> tuple[Path, Path]:
+    """``OUTDIR/batch-summary.csv`` and ``.json``: one row per edit (written atomically)."""
+    rows = [dataclasses.asdict(r) for r in results]
+    names = [f.name for f in dataclasses.fields(ItemResult)]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path, json_path = outdir / SUMMARY_CSV, outdir / SUMMARY_JSON
+    atomic_write_text(csv_path, buf.getvalue())
+    counts = {o: sum(1 for r in results if r.outcome == o) for o in ("done", "skipped", "failed")}
+    atomic_write_text(json_path, json.dumps({"edits": len(results), **counts, "items": rows},
+                                            indent=2) + "\n")
+    return csv_path, json_path

@@ -2,6 +2,7 @@
 
     reelscore score INPUT -o OUTPUT [options]   score an edit file
     reelscore plan INPUT [options]              print the plan (no rendering, no network)
+    reelscore batch EDIT... -o OUTDIR           score many edits at once (or --jobs FILE)
     reelscore cuesheet JOB [-o cues.csv]         the music cue sheet of a job (CSV)
     reelscore sheet JOB [-o sheet.png]           the score sheet picture of a job (PNG/SVG)
     reelscore report JOB [-o report.html]        the job's self-contained HTML report
@@ -24,6 +25,7 @@ from rich.table import Table
 
 from reelscore import options as opt
 from reelscore._version import __version__
+from reelscore.batch_cli import batch as batch_command
 from reelscore.console import RichProgress, err, out, run_command
 from reelscore.resolve.cli import app as resolve_app
 
@@ -40,6 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(resolve_app, name="resolve", help="DaVinci Resolve: menu scripts and scoring")
+app.command(name="batch")(batch_command)
 
 
 def _summary_table(summary: dict[str, Any], plan: ScorePlan) -> Table:

@@ -63,3 +63,5 @@ DEBUG = typer.Option(False, "--debug", help="show tracebacks and every library's
 METHOD = typer.Option(None, "--method", help="video (video-to-music from rendered clips, default) | compose (a composition plan built from the cut: one section per scene, no clips rendered)")
 COMPOSITION = typer.Option(None, "--composition", help="plan: write the composition plan(s) here; score: compose from this reviewed plan (checked against the edit first)")
 BRIEF = typer.Option(None, "--brief", help="per-scene brief for --method compose (CSV or TOML: scene or record timecode -> styles, name)")
+# Batches and farm stages (issue 17)
+STOP_AFTER = typer.Option(None, "--stop-after", help="render | generate: stop once every clip is rendered (no key needed) or every answer is stored; rerun without it to finish (the job folder resumes)")
