@@ -9,6 +9,7 @@ temporary folder that the submitting side names by a path that does not exist on
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -45,6 +46,7 @@ R = Fraction(25)
 LIMIT = 3
 SID = 53
 DASK = str(Path(sys.executable).with_name("dask"))
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _free_port() -> int:
@@ -67,7 +69,7 @@ class Cluster:
                 # a dead worker's leases are given back within seconds, not 30 s
                 "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_TIMEOUT": "3s",
                 "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_VALIDATION_INTERVAL": "500ms",
-                "PYTHONPATH": ""}
+                "PYTHONPATH": str(ROOT)}  # the workers import this module's task helpers
 
     def start(self) -> Cluster:
         port = _free_port()
@@ -201,8 +203,6 @@ def refused(server: ContractServer) -> int:
 
 
 def run_pids(raid: Raid, item: BatchItem) -> list[int]:
-    import json
-
     manifest = raid.real / item.work_dir.relative_to(raid.seen) / "manifest.json"
     return [r["pid"] for r in json.loads(manifest.read_text())["runs"]]
 
@@ -304,8 +304,6 @@ def clips_of(raid: Raid, item: BatchItem) -> list[Path]:
 
 
 def rendered(raid: Raid, item: BatchItem) -> bool:
-    import json
-
     try:
         return bool(json.loads((job_of(raid, item) / "manifest.json").read_text()).get("renders"))
     except (OSError, ValueError):
@@ -374,3 +372,67 @@ def test_a_worker_that_cannot_see_the_media_names_path_and_mapping(
     assert f"no --path-map entry matches it (entries: {raid.path_map[0]})" in edit.error
     assert server.state.charges == 0
     assert not list((raid.real / "out").glob("*.otio"))
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ELEVENLABS_API_KEY"}  # workers have it
+    return subprocess.run([sys.executable, "-m", "reelscore", "batch", *args], env={
+        **env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_reelscore_batch_with_scheduler_and_path_map_from_the_configuration(
+        cluster, server, tmp_path, coded_video):
+    """``reelscore batch`` as a user runs it: the scheduler and the path map from a config file;
+    the submitting side has no key (each worker reads its own)."""
+    raid = Raid(tmp_path / "raid", tmp_path / "mac-view")  # the Mac's mount point: empty here
+    items = make_edits(raid, coded_video, 2)
+    site = tmp_path / "site.toml"
+    site.write_text(f'scheduler = "{cluster.address}"\npath_map = ["{raid.seen}={raid.real}"]\n')
+    args = [*(str(i.edit) for i in items), "-o", str(raid.seen / "out"), "--config", str(site),
+            "--provider", "elevenlabs", "--base-url", server.url, "--concurrency", "3", "--json"]
+    done = cli(*args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((raid.seen / "out" / "batch-summary.json").read_text())
+    assert (summary["done"], summary["failed"]) == (2, 0)
+    assert [r["output"] for r in summary["items"]] == [str(i.output) for i in items]
+    for n, item in enumerate(items):
+        check_output(raid, item, n)
+    assert server.state.charges == 2
+    again = cli(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads((raid.seen / "out" / "batch-summary.json").read_text())["skipped"] == 2
+    assert server.state.charges == 2, "a rerun skips finished edits"
+
+
+def test_reelscore_batch_with_an_unreachable_scheduler(tmp_path):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    # (how fast: test_an_unreachable_scheduler_fails_fast_naming_it, without a cold interpreter)
+    res = cli(str(tmp_path / "ep.otio"), "-o", str(tmp_path / "out"), "--scheduler", address,
+              "--provider", "local")
+    assert res.returncode == 2
+    assert f"cannot reach the Dask scheduler at {address}" in res.stderr
+    assert "dask scheduler" in res.stderr and "dask worker" in res.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def _lock_left_after_lease(work_dir: str) -> bool:
+    from reelscore.batch_dask import _job_lease
+
+    with _job_lease(Path(work_dir)):
+        return (Path(work_dir) / ".lock").exists()
+
+
+@pytest.mark.parametrize(("marker", "cleared"), [("4242 render-7", True), (None, False)])
+def test_the_job_lock_of_a_dead_task_on_another_host_is_cleared(cluster, tmp_path, marker,
+                                                                  cleared):
+    """A dead Dask task's lock (named by its marker) is cleared by the next holder of the
+    folder's lease; a lock anything else took is left for the job to refuse."""
+    job = tmp_path / "ep.scored.otio.reelscore"
+    job.mkdir()
+    (job / ".lock").write_text("4242 render-7")
+    if marker is not None:
+        (job / ".dask-holder").write_text(marker)
+    with distributed.Client(cluster.address, set_as_default=False) as client:
+        assert client.submit(_lock_left_after_lease, str(job), pure=False).result(60) is (
+            not cleared)
+    assert not (job / ".dask-holder").exists()

@@ -38,7 +38,8 @@ FRONT_END_ALLOWED = {
     "reelscore.batch_cli": {"reelscore.console"},
 }
 PURE = {"reelscore.picture", "reelscore.scenes", "reelscore.plan", "reelscore.limits",
-        "reelscore.timecode", "reelscore.describe", "reelscore.errors", "reelscore._version"}
+        "reelscore.timecode", "reelscore.describe", "reelscore.errors", "reelscore._version",
+        "reelscore.pathmap"}
 IMPURE_FOR_PURE = ("reelscore.ffmpeg_cli", "reelscore.render", "reelscore.providers",
                    "reelscore.pipeline", "reelscore.job", "reelscore.resolve", "httpx",
                    "subprocess", "ffmpeg")

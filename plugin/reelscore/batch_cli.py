@@ -65,6 +65,8 @@ def batch(
     allow_remote_media: bool | None = opt.ALLOW_REMOTE_MEDIA,
     method: str | None = opt.METHOD,
     stop_after: str | None = opt.STOP_AFTER,
+    scheduler: str | None = opt.SCHEDULER,
+    path_map: list[str] | None = opt.PATH_MAP,
     as_json: bool = opt.JSON,
     debug: bool = opt.DEBUG,
 ) -> None:
@@ -84,9 +86,10 @@ def batch(
             target_lufs=target_lufs, true_peak=true_peak, track_name=track_name,
             markers=markers, resubmit=resubmit, concurrency=concurrency,
             connect_timeout=connect_timeout, read_timeout=read_timeout, max_retries=max_retries,
-            allow_insecure=allow_insecure, allow_remote_media=allow_remote_media, method=method)
+            allow_insecure=allow_insecure, allow_remote_media=allow_remote_media, method=method,
+            path_map=path_map)
         _run(edits or [], outdir, jobs, values, config=config, profile=profile, force=force,
-             workers=workers, stop_after=stop_after, as_json=as_json)
+             workers=workers, stop_after=stop_after, as_json=as_json, scheduler=scheduler)
 
     run_command(debug, body)
 
@@ -107,14 +110,16 @@ def stop_stage(value: str | None) -> StopAfter | None:
 
 def _run(edits: list[Path], outdir: Path, jobs: Path | None, values: Any, *,
          config: Path | None, profile: str | None, force: bool, workers: int | None,
-         stop_after: str | None, as_json: bool) -> None:
+         stop_after: str | None, as_json: bool, scheduler: str | None = None) -> None:
     from reelscore.batch import (
+        BatchExecutor,
         BatchRun,
         LocalExecutor,
         check_outcome,
         item_settings,
         write_summary,
     )
+    from reelscore.batch_dask import DaskExecutor
     from reelscore.batch_jobs import items_from_edits, items_from_jobs
     from reelscore.config import load_config
     from reelscore.errors import InputError
@@ -135,7 +140,9 @@ def _run(edits: list[Path], outdir: Path, jobs: Path | None, values: Any, *,
         except InputError as exc:
             raise InputError(f"{item.row}: {exc.message}", hint=exc.hint) from None
     # The key is looked up once here, so a missing one stops the batch before any work.
-    shared = build_settings(run.config, values, load_key=stop_after != "render").settings
+    scheduler = scheduler or run.config.values().get("scheduler")  # Dask workers use their own key
+    shared = build_settings(run.config, values,
+                            load_key=stop_after != "render" and not scheduler).settings
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -143,8 +150,10 @@ def _run(edits: list[Path], outdir: Path, jobs: Path | None, values: Any, *,
 
         raise OutputError(f"cannot create the output folder {str(outdir)!r}: {exc.strerror}",
                           hint="choose a writable -o folder") from exc
-    executor = LocalExecutor(workers or default_workers(len(items)), shared.concurrency,
-                             outdir / ".reelscore-slots")
+    executor: BatchExecutor = (
+        DaskExecutor(scheduler, shared.concurrency) if scheduler
+        else LocalExecutor(workers or default_workers(len(items)), shared.concurrency,
+                           outdir / ".reelscore-slots"))
     with BatchTable(err) as table:
         results = executor.run(run, items, table)
     csv_path, json_path = write_summary(outdir, results)

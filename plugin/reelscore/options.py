@@ -65,3 +65,6 @@ COMPOSITION = typer.Option(None, "--composition", help="plan: write the composit
 BRIEF = typer.Option(None, "--brief", help="per-scene brief for --method compose (CSV or TOML: scene or record timecode -> styles, name)")
 # Batches and farm stages (issue 17)
 STOP_AFTER = typer.Option(None, "--stop-after", help="render | generate: stop once every clip is rendered (no key needed) or every answer is stored; rerun without it to finish (the job folder resumes)")
+# Dask distributed batches (issue 17, docs/dask.md)
+SCHEDULER = typer.Option(None, "--scheduler", help="run the batch on the Dask cluster at tcp://HOST:8786 (needs reelscore[dask]; config: scheduler)")
+PATH_MAP = typer.Option(None, "--path-map", help="SOURCE=TARGET, repeatable: paths as this machine (or the edit's) sees them -> as the workers see them, e.g. /Volumes/RAID=/mnt/raid (config: path_map)")
