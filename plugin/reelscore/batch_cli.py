@@ -10,12 +10,15 @@ when some failed, 9 when all failed (:mod:`reelscore.errors`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from reelscore import options as opt
 from reelscore.console import BatchTable, err, out, run_command, summary_table
+
+if TYPE_CHECKING:
+    from reelscore.batch_jobs import BatchItem
 
 EDITS = typer.Argument(None, help="edit files: .otio .otioz .edl .xml .fcpxml .aaf")
 OUTDIR = typer.Option(..., "-o", "--output", help="output folder: OUTDIR/<edit name>.scored.<ext> and its job folder beside it")
@@ -93,7 +96,7 @@ def batch(
     run_command(debug, body)
 
 
-def select_items(items: list[Any], names: list[str]) -> list[Any]:
+def select_items(items: list[BatchItem], names: list[str]) -> list[BatchItem]:
     """``--only NAME``: the items with these output names (an unknown name is an error)."""
     from reelscore.errors import InputError
 
