@@ -185,3 +185,37 @@ def test_every_edit_failing_exits_9_and_bad_jobs_files_stop_before_any_work(tmp_
     assert proc.returncode == 2 and "jobs.csv header: unknown column 'mood'" in proc.stderr
     assert not (tmp_path / "other").exists()
     assert server.state.charges == 0
+
+
+def test_a_jobs_file_gives_each_edit_its_own_settings(tmp_path, coded_video):
+    """Offline engine (no service): a row's settings reach that edit only; --only picks one."""
+    first, second = make_edits(tmp_path, coded_video)[:2]
+    jobs = tmp_path / "edits" / "jobs.toml"
+    jobs.write_text('[[job]]\nedit = "ep00.otio"\ntrack_name = "Temp Score"\ntarget_lufs = -23\n\n'
+                    '[[job]]\nedit = "ep01.otio"\noutput = "sub/second.otio"\n', "utf-8")
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    env = {**os.environ, "COLUMNS": "200", "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    env.pop("REELSCORE_CONFIG", None)
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "reelscore", "batch", "--jobs", str(jobs), "-o",
+             str(tmp_path / "out"), "--provider", "local", "--min-scene", "0.5", "--workers", "2",
+             "--json", *extra], capture_output=True, text=True, env=env, check=False,
+            timeout=900)
+
+    proc = run("--only", "second.otio")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [i["name"] for i in json.loads(proc.stdout)["items"]] == ["second.otio"]
+    assert not (tmp_path / "out" / "ep00.scored.otio").exists()
+    proc = run()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    items = {i["name"]: i for i in json.loads(proc.stdout)["items"]}
+    assert items["second.otio"]["outcome"] == "skipped"
+    assert abs(items["ep00.scored.otio"]["integrated_lufs"] + 23) <= 0.2
+    one = otio.adapters.read_from_file(str(tmp_path / "out" / "ep00.scored.otio"))
+    two = otio.adapters.read_from_file(str(tmp_path / "out" / "sub" / "second.otio"))
+    assert one.tracks[-1].name == "Temp Score" and two.tracks[-1].name == "Score"
+    assert first.is_file() and second.is_file()
+    proc = run("--only", "nope.otio")
+    assert proc.returncode == 2 and "--only 'nope.otio'" in proc.stderr

@@ -18,11 +18,13 @@ from reelscore import options as opt
 from reelscore.console import BatchTable, err, out, run_command, summary_table
 
 if TYPE_CHECKING:
-    from reelscore.pipeline import StopAfter
+    from reelscore.batch_jobs import BatchItem
 
 EDITS = typer.Argument(None, help="edit files: .otio .otioz .edl .xml .fcpxml .aaf")
 OUTDIR = typer.Option(..., "-o", "--output", help="output folder: OUTDIR/<edit name>.scored.<ext> and its job folder beside it")
 JOBS = typer.Option(None, "--jobs", help="jobs file (.toml with one job table per edit, or .csv): one edit per row with its own settings and output")
+ONLY = typer.Option(None, "--only", help="score only the edit(s) of the batch with this output name (repeatable)")
+OPENJD = typer.Option(None, "--openjd", help="write an Open Job Description template here (render, generate, finish steps; one task per edit) instead of running")
 FORCE = typer.Option(False, "--force", help="replace existing outputs that were not finished by this batch's settings")
 
 
@@ -65,6 +67,8 @@ def batch(
     allow_remote_media: bool | None = opt.ALLOW_REMOTE_MEDIA,
     method: str | None = opt.METHOD,
     stop_after: str | None = opt.STOP_AFTER,
+    only: list[str] | None = ONLY,
+    openjd: Path | None = OPENJD,
     scheduler: str | None = opt.SCHEDULER,
     path_map: list[str] | None = opt.PATH_MAP,
     as_json: bool = opt.JSON,
@@ -89,28 +93,28 @@ def batch(
             allow_insecure=allow_insecure, allow_remote_media=allow_remote_media, method=method,
             path_map=path_map)
         _run(edits or [], outdir, jobs, values, config=config, profile=profile, force=force,
-             workers=workers, stop_after=stop_after, as_json=as_json, scheduler=scheduler)
+             workers=workers, stop_after=stop_after, only=only or [], openjd=openjd,
+             as_json=as_json, scheduler=scheduler)
 
     run_command(debug, body)
 
 
-def stop_stage(value: str | None) -> StopAfter | None:
-    """``--stop-after``'s value as a stage (None: run to the end)."""
+def select_items(items: list[BatchItem], names: list[str]) -> list[BatchItem]:
+    """``--only NAME``: the items with these output names (an unknown name is an error)."""
     from reelscore.errors import InputError
 
-    if value is None:
-        return None
-    if value == "render":
-        return "render"
-    if value == "generate":
-        return "generate"
-    raise InputError(f"--stop-after {value!r}: not a stage",
-                     hint="use --stop-after render or --stop-after generate")
+    known = {i.name for i in items}
+    for name in names:
+        if name not in known:
+            raise InputError(f"--only {name!r}: no edit of this batch is written to that name",
+                             hint="names: " + ", ".join(sorted(known)))
+    return [i for i in items if i.name in names]
 
 
 def _run(edits: list[Path], outdir: Path, jobs: Path | None, values: Any, *,
          config: Path | None, profile: str | None, force: bool, workers: int | None,
-         stop_after: str | None, as_json: bool, scheduler: str | None = None) -> None:
+         stop_after: str | None, only: list[str], openjd: Path | None, as_json: bool,
+         scheduler: str | None = None) -> None:
     from reelscore.batch import (
         BatchExecutor,
         BatchRun,
@@ -123,22 +127,38 @@ def _run(edits: list[Path], outdir: Path, jobs: Path | None, values: Any, *,
     from reelscore.batch_jobs import items_from_edits, items_from_jobs
     from reelscore.config import load_config
     from reelscore.errors import InputError
+    from reelscore.pipeline import parse_stop_after
     from reelscore.render import default_workers
     from reelscore.settings import build_settings
 
-    stage = stop_stage(stop_after)
+    stage = parse_stop_after(stop_after)
     if bool(edits) == (jobs is not None):
         raise InputError("give the edits either as arguments or in a --jobs file (one of them)",
                          hint="reelscore batch EP01.otio EP02.otio -o OUT, or --jobs jobs.csv -o OUT")
     outdir = outdir.absolute()
     items = (items_from_jobs(jobs.absolute(), outdir) if jobs is not None
              else items_from_edits([e.absolute() for e in edits], outdir))
+    if only:
+        items = select_items(items, only)
     run = BatchRun(load_config(config, profile), values, force=force, stop_after=stage)
     for item in items:  # every row's settings are checked before anything runs
         try:
             item_settings(run, item, load_key=False)
         except InputError as exc:
             raise InputError(f"{item.row}: {exc.message}", hint=exc.hint) from None
+    if openjd is not None:
+        from reelscore.openjd import job_template, write_template
+
+        if stage is not None:
+            raise InputError("--openjd writes all three stages; leave out --stop-after",
+                             hint="the template's steps run --stop-after render and generate")
+        write_template(openjd, job_template(
+            items, outdir, values, jobs=jobs.absolute() if jobs else None,
+            config=config.absolute() if config else None, profile=profile, force=force,
+            template_dir=openjd.absolute().parent))
+        out.print(f"wrote {openjd}: steps Render -> Generate -> Finish, {len(items)} task(s) "
+                  "each; the workers need the provider key in their environment or keyring")
+        return
     # The key is looked up once here, so a missing one stops the batch before any work.
     scheduler = scheduler or run.config.values().get("scheduler")  # Dask workers use their own key
     shared = build_settings(run.config, values,

@@ -30,6 +30,7 @@ from reelscore.console import RichProgress, err, out, run_command
 from reelscore.resolve.cli import app as resolve_app
 
 if TYPE_CHECKING:
+    from reelscore.pipeline import StopAfter
     from reelscore.plan import ScorePlan
     from reelscore.settings import ScoreSettings
 
@@ -96,6 +97,24 @@ def _write_composition(input: Path, settings: ScoreSettings, path: Path) -> None
     typer.echo(f"wrote {path}")
 
 
+def _stop_after(input: Path, output: Path, work_dir: Path | None, settings: ScoreSettings,
+                provider_config: Any, stage: StopAfter, *, force: bool, as_json: bool) -> None:
+    """``score --stop-after render|generate``: run the stages up to *stage* into the job folder."""
+    from reelscore.pipeline import run_until
+
+    with RichProgress(err) as progress:
+        done = run_until(input, output, settings, stage, work_dir=work_dir, force=force,
+                         provider_config=provider_config, progress=progress)
+    if as_json:
+        out.print_json(json.dumps({"stage": done.stage, "requests": done.requests,
+                                   "answered": done.answered,
+                                   "manifest": str(done.manifest_path)}))
+        return
+    what = "every clip rendered" if stage == "render" else f"{done.answered} answer(s) stored"
+    out.print(f"stopped after {stage}: {what} for {done.requests} request(s) in "
+              f"{done.manifest_path.parent}; run the same command without --stop-after to go on")
+
+
 def _range(range_: tuple[str, str] | None) -> dict[str, str | None]:
     return {"range_in": range_[0] if range_ else None, "range_out": range_[1] if range_ else None}
 
@@ -149,14 +168,17 @@ def score(
     # recut
     previous: Path | None = opt.PREVIOUS,
     regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
+    stop_after: str | None = opt.STOP_AFTER,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score an edit file and write it back with a new, frame-exact music track."""
 
     def body() -> None:
         from reelscore.config import load_config
-        from reelscore.pipeline import score_file
+        from reelscore.pipeline import parse_stop_after, score_file
         from reelscore.settings import build_settings, front_end_values
+
+        stage = parse_stop_after(stop_after)
 
         values = front_end_values(
             "flag", provider=provider, base_url=base_url, scenes=scenes, scene_track=scene_track,
@@ -172,8 +194,8 @@ def score(
             reference_start=reference_start,
             method=method, composition=composition, brief=brief,
             previous=previous, regenerate_trimmed=regenerate_trimmed)
-        built = build_settings(load_config(config, profile), values,
-                               load_key=not dry_run and previous is None)  # recut: no request
+        built = build_settings(load_config(config, profile), values,  # recut: no request
+                               load_key=not dry_run and previous is None and stage != "render")
         settings = built.settings
         if settings.previous is not None:
             _recut(input, output, work_dir, settings, dry_run=dry_run, force=force,
@@ -187,6 +209,10 @@ def score(
         if settings.provider == "local":
             err.print("provider: local - an offline sketch engine for previews, not a "
                       "substitute for the music service")
+        if stage is not None:
+            _stop_after(input, output, work_dir, settings, built.provider_config, stage,
+                        force=force, as_json=as_json)
+            return
         with RichProgress(err) as progress:
             result = score_file(input, output, settings, work_dir=work_dir, force=force,
                                 provider_config=built.provider_config, progress=progress)

@@ -197,7 +197,8 @@ def summary_table(results: Sequence[ItemResult]) -> Table:
         table.add_column(name, justify="right" if name in ("requests", "LUFS", "seconds")
                          else "left")
     for r in results:
-        first_line = (r.error or "").splitlines()[0] if r.error else ""
+        error = " ".join(line.strip() for line in (r.error or "").splitlines())
+        first_line = error if len(error) <= 160 else error[:157] + "..."
         table.add_row(r.name, r.outcome, r.stage, "" if r.requests is None else str(r.requests),
                       "" if r.integrated_lufs is None else f"{r.integrated_lufs:.2f}",
                       f"{r.seconds:.1f}", first_line)

@@ -32,6 +32,7 @@ from typing import Literal
 
 import opentimelineio as otio
 
+from reelscore.errors import InputError
 from reelscore.fsutil import sha256_file
 from reelscore.job import Job
 from reelscore.media_check import check_media
@@ -60,6 +61,18 @@ class StageDone:
     manifest_path: Path
     requests: int  # requests in the plan
     answered: int  # requests whose answer is stored (0 after "render")
+
+
+def parse_stop_after(value: str | None) -> StopAfter | None:
+    """``--stop-after``'s value as a stage (None: run to the end)."""
+    if value is None:
+        return None
+    if value == "render":
+        return "render"
+    if value == "generate":
+        return "generate"
+    raise InputError(f"--stop-after {value!r}: not a stage",
+                     hint="use --stop-after render or --stop-after generate")
 
 
 class _GenerateProgress:
@@ -306,6 +319,7 @@ __all__ = [
     "StopAfter",
     "default_renderer",
     "default_work_dir",
+    "parse_stop_after",
     "plan_edit",
     "run_until",
     "score_file",
