@@ -10,7 +10,7 @@ when some failed, 9 when all failed (:mod:`reelscore.errors`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -19,6 +19,7 @@ from reelscore.console import BatchTable, err, out, run_command, summary_table
 
 if TYPE_CHECKING:
     from reelscore.batch_jobs import BatchItem
+    from reelscore.settings import FrontEndValues
 
 EDITS = typer.Argument(None, help="edit files: .otio .otioz .edl .xml .fcpxml .aaf")
 OUTDIR = typer.Option(..., "-o", "--output", help="output folder: OUTDIR/<edit name>.scored.<ext> and its job folder beside it")
@@ -111,7 +112,7 @@ def select_items(items: list[BatchItem], names: list[str]) -> list[BatchItem]:
     return [i for i in items if i.name in names]
 
 
-def _run(edits: list[Path], outdir: Path, jobs: Path | None, values: Any, *,
+def _run(edits: list[Path], outdir: Path, jobs: Path | None, values: FrontEndValues, *,
          config: Path | None, profile: str | None, force: bool, workers: int | None,
          stop_after: str | None, only: list[str], openjd: Path | None, as_json: bool,
          scheduler: str | None = None) -> None:

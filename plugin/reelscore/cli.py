@@ -32,6 +32,7 @@ from reelscore.resolve.cli import app as resolve_app
 if TYPE_CHECKING:
     from reelscore.pipeline import StopAfter
     from reelscore.plan import ScorePlan
+    from reelscore.providers.base import ProviderConfig
     from reelscore.settings import ScoreSettings
 
 app = typer.Typer(
@@ -98,7 +99,8 @@ def _write_composition(input: Path, settings: ScoreSettings, path: Path) -> None
 
 
 def _stop_after(input: Path, output: Path, work_dir: Path | None, settings: ScoreSettings,
-                provider_config: Any, stage: StopAfter, *, force: bool, as_json: bool) -> None:
+                provider_config: ProviderConfig, stage: StopAfter, *, force: bool,
+                as_json: bool) -> None:
     """``score --stop-after render|generate``: run the stages up to *stage* into the job folder."""
     from reelscore.pipeline import run_until
 
