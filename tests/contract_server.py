@@ -305,6 +305,11 @@ class ContractState:
         self.spool = Path(tempfile.mkdtemp(prefix="contract-spool-"))
         self.keep_uploads = False
         self.public_base = ""
+        # Batches: a video-to-music generation waits (up to hold_timeout_s) until this many are
+        # in flight at once, then none waits again; peak_in_flight is the most seen at once.
+        self.hold_until_in_flight: int | None = None
+        self.hold_timeout_s = 120.0
+        self.peak_in_flight = 0
         self.upload_read_chunk = 1 << 20
 
     def take_fault(self, path: str) -> Fault | None:
@@ -692,7 +697,9 @@ class Handler(BaseHTTPRequestHandler):
                                  {"current-concurrent-requests": str(st.in_flight),
                                   "maximum-concurrent-requests": str(st.max_concurrent)})
                 st.in_flight += 1
+                st.peak_in_flight = max(st.peak_in_flight, st.in_flight)
             try:
+                self._hold(st)
                 if st.generation_delay_s:
                     time.sleep(st.generation_delay_s)
                 opts = dict(fields)
@@ -709,6 +716,15 @@ class Handler(BaseHTTPRequestHandler):
                 for f in files:
                     with contextlib.suppress(OSError):
                         f["path"].unlink()
+
+    @staticmethod
+    def _hold(st: ContractState) -> None:
+        """Wait until ``hold_until_in_flight`` generations have been in flight at once."""
+        if st.hold_until_in_flight is None:
+            return
+        deadline = time.monotonic() + st.hold_timeout_s
+        while st.peak_in_flight < st.hold_until_in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _make_audio(self, durations: list[float], fmt: str, opts: dict[str, str],
                     fault: Fault | None) -> tuple[bytes, str]:

@@ -23,19 +23,23 @@ PKG = ROOT / "plugin" / "reelscore"
 FRONT_ENDS = {
     "reelscore.cli", "reelscore.console", "reelscore.hook", "reelscore.demo",
     "reelscore.resolve.cli", "reelscore.resolve.dialog", "reelscore.__main__",
+    "reelscore.batch_cli",
 }
 # front end -> the front ends it may import
 FRONT_END_ALLOWED = {
-    "reelscore.cli": {"reelscore.console", "reelscore.resolve.cli", "reelscore.demo"},
+    "reelscore.cli": {"reelscore.console", "reelscore.resolve.cli", "reelscore.demo",
+                      "reelscore.batch_cli"},
     "reelscore.resolve.cli": {"reelscore.console"},
     "reelscore.resolve.dialog": set(),
     "reelscore.hook": set(),
     "reelscore.demo": set(),
     "reelscore.console": set(),
     "reelscore.__main__": {"reelscore.cli"},
+    "reelscore.batch_cli": {"reelscore.console"},
 }
 PURE = {"reelscore.picture", "reelscore.scenes", "reelscore.plan", "reelscore.limits",
-        "reelscore.timecode", "reelscore.describe", "reelscore.errors", "reelscore._version"}
+        "reelscore.timecode", "reelscore.describe", "reelscore.errors", "reelscore._version",
+        "reelscore.pathmap"}
 IMPURE_FOR_PURE = ("reelscore.ffmpeg_cli", "reelscore.render", "reelscore.providers",
                    "reelscore.pipeline", "reelscore.job", "reelscore.resolve", "httpx",
                    "subprocess", "ffmpeg")

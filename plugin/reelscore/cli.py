@@ -2,6 +2,7 @@
 
     reelscore score INPUT -o OUTPUT [options]   score an edit file
     reelscore plan INPUT [options]              print the plan (no rendering, no network)
+    reelscore batch EDIT... -o OUTDIR           score many edits at once (or --jobs FILE)
     reelscore cuesheet JOB [-o cues.xlsx]        the music cue sheet of a job (CSV or XLSX)
     reelscore sheet JOB [-o sheet.png]           the score sheet picture of a job (PNG/SVG)
     reelscore report JOB [-o report.html]        the job's self-contained HTML report
@@ -24,10 +25,12 @@ from rich.table import Table
 
 from reelscore import options as opt
 from reelscore._version import __version__
+from reelscore.batch_cli import batch as batch_command
 from reelscore.console import RichProgress, err, out, run_command
 from reelscore.resolve.cli import app as resolve_app
 
 if TYPE_CHECKING:
+    from reelscore.pipeline import StopAfter
     from reelscore.plan import ScorePlan
     from reelscore.providers import ProviderConfig
     from reelscore.settings import BuiltSettings, ScoreSettings
@@ -41,6 +44,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(resolve_app, name="resolve", help="DaVinci Resolve: menu scripts and scoring")
+app.command(name="batch")(batch_command)
 
 
 def _summary_table(summary: dict[str, Any], plan: ScorePlan) -> Table:
@@ -102,6 +106,25 @@ def _write_composition(input: Path, settings: ScoreSettings, path: Path,
     for note in file.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"wrote {path}")
+
+
+def _stop_after(input: Path, output: Path, work_dir: Path | None, settings: ScoreSettings,
+                provider_config: ProviderConfig, stage: StopAfter, *, force: bool,
+                as_json: bool) -> None:
+    """``score --stop-after render|generate``: run the stages up to *stage* into the job folder."""
+    from reelscore.pipeline import run_until
+
+    with RichProgress(err) as progress:
+        done = run_until(input, output, settings, stage, work_dir=work_dir, force=force,
+                         provider_config=provider_config, progress=progress)
+    if as_json:
+        out.print_json(json.dumps({"stage": done.stage, "requests": done.requests,
+                                   "answered": done.answered,
+                                   "manifest": str(done.manifest_path)}))
+        return
+    what = "every clip rendered" if stage == "render" else f"{done.answered} answer(s) stored"
+    out.print(f"stopped after {stage}: {what} for {done.requests} request(s) in "
+              f"{done.manifest_path.parent}; run the same command without --stop-after to go on")
 
 
 def _range(range_: tuple[str, str] | None) -> dict[str, str | None]:
@@ -168,14 +191,17 @@ def score(
     duck_depth: float | None = opt.DUCK_DEPTH,
     preview_movie: Path | None = typer.Option(None, "--preview", help="also write a review movie (H.264/AAC .mp4: picture, the edit's sound and the score, burnt-in timecode)"),
     score_level: float = opt.SCORE_LEVEL,
+    stop_after: str | None = opt.STOP_AFTER,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Score an edit file and write it back with a new, frame-exact music track."""
 
     def body() -> None:
         from reelscore.config import load_config
-        from reelscore.pipeline import score_file
+        from reelscore.pipeline import parse_stop_after, score_file
         from reelscore.settings import build_settings, front_end_values
+
+        stage = parse_stop_after(stop_after)
 
         values = front_end_values(
             "flag", provider=provider, base_url=base_url, scenes=scenes, scene_track=scene_track,
@@ -195,7 +221,7 @@ def score(
             duck_attack=duck_attack, duck_release=duck_release, duck_hold=duck_hold,
             duck_depth=duck_depth)
         built = build_settings(load_config(config, profile), values,
-                               load_key=not dry_run)
+                               load_key=not dry_run and stage != "render")
         settings = built.settings
         if preview_movie is not None and (dry_run or settings.previous is not None):
             from reelscore.errors import InputError
@@ -218,6 +244,10 @@ def score(
         if settings.provider == "local":
             err.print("provider: local - an offline sketch engine for previews, not a "
                       "substitute for the music service")
+        if stage is not None:
+            _stop_after(input, output, work_dir, settings, built.provider_config, stage,
+                        force=force, as_json=as_json)
+            return
         with RichProgress(err) as progress:
             result = score_file(input, output, settings, work_dir=work_dir, force=force,
                                 provider_config=built.provider_config, progress=progress)

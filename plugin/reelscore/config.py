@@ -106,6 +106,9 @@ class SiteSettings(_Strict):
     duck_release: float | None = None
     duck_hold: float | None = None
     duck_depth: float | None = None
+    # batch on Dask (issue 17): SOURCE=TARGET path mappings (reelscore.pathmap)
+    path_map: list[str] | None = None
+    scheduler: str | None = None  # reelscore batch --scheduler tcp://HOST:8786
 
 
 class ElevenLabsSection(_Strict):

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,9 +29,13 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 
 from reelscore.errors import ReelscoreError
 from reelscore.settings import RequestState
+
+if TYPE_CHECKING:
+    from reelscore.batch import ItemResult, ItemStatus
 
 err = Console(stderr=True, highlight=False)  # progress, notes, errors
 out = Console(highlight=False)  # results (tables, JSON)
@@ -149,3 +153,53 @@ class RichProgress:
             self.requests_task = self.progress.add_task(line, total=None)
         else:
             self.progress.update(self.requests_task, description=line)
+
+
+class BatchTable:
+    """StatusSink of ``reelscore batch``: a live table, one row per edit (stderr)."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.live import Live
+
+        self.console = console
+        self.rows: dict[str, ItemStatus] = {}
+        self.started: dict[str, float] = {}
+        self._live = Live(console=console, get_renderable=self.table, refresh_per_second=4,
+                          transient=False)
+
+    def __enter__(self) -> BatchTable:
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.stop()
+
+    def update(self, status: ItemStatus) -> None:
+        self.rows[status.name] = status
+
+    def table(self) -> Table:
+        table = Table(title="reelscore batch", header_style="bold")
+        for name in ("edit", "step", "progress", "in flight", "result"):
+            table.add_column(name, justify="right" if name == "in flight" else "left")
+        for s in self.rows.values():
+            if s.total:
+                progress = f"{min(100.0, 100 * s.done / s.total):3.0f}%"
+            else:
+                progress = "" if s.result or s.step == "waiting" else "..."
+            table.add_row(s.name, s.step, progress, str(s.in_flight or ""), s.result or "")
+        return table
+
+
+def summary_table(results: Sequence[ItemResult]) -> Table:
+    """The batch's final summary: one row per edit."""
+    table = Table(title="reelscore batch summary", header_style="bold")
+    for name in ("edit", "result", "stage", "requests", "LUFS", "seconds", "error"):
+        table.add_column(name, justify="right" if name in ("requests", "LUFS", "seconds")
+                         else "left")
+    for r in results:
+        error = " ".join(line.strip() for line in (r.error or "").splitlines())
+        first_line = error if len(error) <= 160 else error[:157] + "..."
+        table.add_row(r.name, r.outcome, r.stage, "" if r.requests is None else str(r.requests),
+                      "" if r.integrated_lufs is None else f"{r.integrated_lufs:.2f}",
+                      f"{r.seconds:.1f}", first_line)
+    return table

@@ -22,7 +22,9 @@ tracebacks only appear with ``--debug``.
     │   ├── RateLimitedError      429 (concurrency or load), retried where safe
     │   ├── ServiceError          5xx and dropped connections
     │   └── PossiblyChargedError  a request may have been charged but its result was lost
-    └── JobError              the job folder is locked, corrupt or from another input (exit 7)
+    ├── JobError              the job folder is locked, corrupt or from another input (exit 7)
+    ├── BatchPartialError     ``reelscore batch``: some edits failed, the others are done (exit 8)
+    └── BatchFailedError      ``reelscore batch``: every edit failed (exit 9)
 
 Secrets never reach these messages: providers redact before raising.
 """
@@ -150,3 +152,11 @@ class PossiblyChargedError(ProviderError):
 
 class JobError(ReelscoreError):
     exit_code = 7
+
+
+class BatchPartialError(ReelscoreError):
+    exit_code = 8
+
+
+class BatchFailedError(ReelscoreError):
+    exit_code = 9

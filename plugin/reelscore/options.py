@@ -74,3 +74,8 @@ DUCK_HOLD = typer.Option(None, "--duck-hold", help="ms the score stays down afte
 DUCK_DEPTH = typer.Option(None, "--duck-depth", help="how far the score goes down under dialogue (dB, default -10)")
 # Review movie (issue 15)
 SCORE_LEVEL = typer.Option(0.0, "--score-level", help="level of the score in the review movie's mix (dB, default 0)")
+# Batches and farm stages (issue 17)
+STOP_AFTER = typer.Option(None, "--stop-after", help="render | generate: stop once every clip is rendered (no key needed) or every answer is stored; rerun without it to finish (the job folder resumes)")
+# Dask distributed batches (issue 17, docs/dask.md)
+SCHEDULER = typer.Option(None, "--scheduler", help="run the batch on the Dask cluster at tcp://HOST:8786 (needs reelscore[dask]; config: scheduler)")
+PATH_MAP = typer.Option(None, "--path-map", help="SOURCE=TARGET, repeatable: paths as this machine (or the edit's) sees them -> as the workers see them, e.g. /Volumes/RAID=/mnt/raid (config: path_map)")

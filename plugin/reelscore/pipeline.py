@@ -12,6 +12,14 @@ answers are joined in plan order, whatever order they arrive in.
 With ``settings.previous`` the run is an update of that score: kept music is copied from it and
 only the new stretches are rendered and sent (``reelscore.recut_update``).
 
+Stages (``run_until``, ``reelscore score --stop-after render|generate``): a run can stop once
+every clip is rendered (no provider is made, no key is needed) or once every answer is stored; the
+next run on the same job folder reuses them and goes on. A render farm runs the three stages as
+dependent tasks (``reelscore.openjd``).
+
+Slots: with *slots* (:mod:`reelscore.slots`, shared by the jobs of a batch) every request also
+holds a slot while it is at the service.
+
 Resume: rerunning with the same job folder reuses every clip whose cache key and sha256 still
 match and every provider response already stored; a request that was sent but whose response was
 not stored is never sent again without ``resubmit`` (it may have been charged).
@@ -21,11 +29,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import opentimelineio as otio
 
 from reelscore.clip_audio import check_audio_route, with_sound
+from reelscore.errors import InputError
 from reelscore.fsutil import sha256_file
 from reelscore.job import Job
 from reelscore.media_check import check_media
@@ -35,14 +46,39 @@ from reelscore.recut import fingerprint
 from reelscore.render import FFmpegRenderer, Renderer
 from reelscore.scenes import picture_cuts
 from reelscore.settings import NoProgress, ProgressSink, RequestState, ScoreSettings
+from reelscore.slots import ServiceSlots
 from reelscore.steps.drafting import check_draft_settings
 from reelscore.steps.finishing import ScoreResult, finish, safe_name
 from reelscore.steps.generation import GenerationPool, Outgoing, prepare, send
 from reelscore.steps.planning import PlannedEdit, default_renderer, plan_edit
-from reelscore.steps.rendering import ClipRenderer
+from reelscore.steps.rendering import ClipRenderer, render_clips
 from reelscore.timecode import exact_rate
 from reelscore.timeline import LoadedEdit, load_edit, normalise
 from reelscore.writeback import check_output_path
+
+StopAfter = Literal["render", "generate"]
+
+
+@dataclass(frozen=True)
+class StageDone:
+    """A run stopped after a stage (``stop_after``): what the job folder now holds."""
+
+    stage: StopAfter
+    manifest_path: Path
+    requests: int  # requests in the plan
+    answered: int  # requests whose answer is stored (0 after "render")
+
+
+def parse_stop_after(value: str | None) -> StopAfter | None:
+    """``--stop-after``'s value as a stage (None: run to the end)."""
+    if value is None:
+        return None
+    if value == "render":
+        return "render"
+    if value == "generate":
+        return "generate"
+    raise InputError(f"--stop-after {value!r}: not a stage",
+                     hint="use --stop-after render or --stop-after generate")
 
 
 class _GenerateProgress:
@@ -77,7 +113,7 @@ class _GenerateProgress:
 
 def _render_and_generate(
     planned: PlannedEdit, job: Job, renderer: Renderer, provider: Provider,
-    settings: ScoreSettings, progress: ProgressSink,
+    settings: ScoreSettings, progress: ProgressSink, slots: ServiceSlots | None = None,
 ) -> dict[str, GeneratedAudio]:
     """Render request by request while earlier requests are at the service."""
     plan = planned.plan
@@ -98,7 +134,7 @@ def _render_and_generate(
             gen.state(out.request.request_id, "failed")
             raise
 
-    pool = GenerationPool(settings.concurrency, run, answered)
+    pool = GenerationPool(settings.concurrency, run, answered, slots)
     try:
         for req in plan.requests:
             pool.check()  # a request failed: render nothing more
@@ -135,6 +171,7 @@ def score_timeline(
     progress: ProgressSink | None = None,
     source_path: Path | None = None,
     output_path: Path | None = None,
+    slots: ServiceSlots | None = None,
 ) -> ScoreResult:
     """Score a timeline: returns a scored copy (the input object is never modified).
 
@@ -142,6 +179,27 @@ def score_timeline(
     The job folder defaults to ``OUTPUT.reelscore`` beside the output, else
     ``<timeline name>.reelscore`` in the current directory.
     """
+    result = _run(timeline, settings, None, work_dir=work_dir, renderer=renderer,
+                  provider=provider, provider_config=provider_config, progress=progress,
+                  source_path=source_path, output_path=output_path, slots=slots)
+    assert isinstance(result, ScoreResult)
+    return result
+
+
+def _run(
+    timeline: otio.schema.Timeline | LoadedEdit,
+    settings: ScoreSettings | None,
+    stop_after: StopAfter | None,
+    *,
+    work_dir: Path | None,
+    renderer: Renderer | None,
+    provider: Provider | None,
+    provider_config: ProviderConfig | None,
+    progress: ProgressSink | None,
+    source_path: Path | None,
+    output_path: Path | None,
+    slots: ServiceSlots | None,
+) -> ScoreResult | StageDone:
     settings = settings or ScoreSettings()
     use_audio = bool(settings.generation.use_audio_as_reference)
     check_audio_route(use_audio=use_audio, method=settings.method)  # before any file is written
@@ -179,11 +237,16 @@ def score_timeline(
         if compose_mode:
             from reelscore.steps.composing import compose_all
 
+            if stop_after == "render":  # composing renders nothing
+                return StageDone("render", job.manifest_path, len(plan.requests), 0)
             provider = provider or make_provider(settings.provider, provider_config)
             provider.preflight_compose()
             answers, marks = compose_all(
                 plan, job, provider, settings, progress,
-                cuts=picture_cuts(planned.picture, plan.range.start, plan.range.end))
+                cuts=picture_cuts(planned.picture, plan.range.start, plan.range.end),
+                slots=slots)
+            if stop_after == "generate":
+                return StageDone("generate", job.manifest_path, len(plan.requests), len(answers))
             return finish(loaded, plan, job, answers, settings, progress,
                           provider_name=provider.name, output_path=output_path, marks=marks)
         renderer = renderer or default_renderer(
@@ -193,10 +256,16 @@ def score_timeline(
                         plan.start_frame, drop_frame=plan.drop_frame)
         if use_audio:  # the clips carry their range's sound (the edit's audio checked first)
             renderer = with_sound(renderer, loaded, planned.resolver, plan)
+        if stop_after == "render":  # no provider: a render node needs no key
+            render_clips(planned, job, renderer, settings, progress)
+            return StageDone("render", job.manifest_path, len(plan.requests), 0)
         provider = provider or make_provider(settings.provider, provider_config)
         provider.preflight()  # fail on a missing key or a refused plan before rendering anything
 
-        results = _render_and_generate(planned, job, renderer, provider, settings, progress)
+        results = _render_and_generate(planned, job, renderer, provider, settings, progress,
+                                       slots)
+        if stop_after == "generate":
+            return StageDone("generate", job.manifest_path, len(plan.requests), len(results))
         cut = fingerprint(planned.picture, plan.scenes, start_frame=plan.start_frame)
         return finish(loaded, plan, job, results, settings, progress, provider_name=provider.name,
                       output_path=output_path, cut=cut)
@@ -217,17 +286,53 @@ def score_file(
     provider_config: ProviderConfig | None = None,
     progress: ProgressSink | None = None,
     renderer_factory: Callable[[PlannedEdit], Renderer] | None = None,
+    slots: ServiceSlots | None = None,
 ) -> ScoreResult:
     """Read an edit file, score it and write the scored edit (format from the extension)."""
+    result = _run_file(input_path, output_path, settings, None, work_dir=work_dir, force=force,
+                       provider=provider, provider_config=provider_config, progress=progress,
+                       renderer_factory=renderer_factory, slots=slots)
+    assert isinstance(result, ScoreResult)
+    return result
+
+
+def run_until(
+    input_path: Path,
+    output_path: Path,
+    settings: ScoreSettings,
+    stop_after: StopAfter,
+    *,
+    work_dir: Path | None = None,
+    force: bool = False,
+    provider_config: ProviderConfig | None = None,
+    progress: ProgressSink | None = None,
+    slots: ServiceSlots | None = None,
+) -> StageDone:
+    """Run ``score_file``'s stages up to *stop_after* into the job folder of *output_path*;
+    the output itself is written by a later full run (which resumes from the job folder)."""
+    result = _run_file(input_path, output_path, settings, stop_after, work_dir=work_dir,
+                       force=force, provider=None, provider_config=provider_config,
+                       progress=progress, renderer_factory=None, slots=slots)
+    assert isinstance(result, StageDone)
+    return result
+
+
+def _run_file(
+    input_path: Path, output_path: Path, settings: ScoreSettings | None,
+    stop_after: StopAfter | None, *, work_dir: Path | None, force: bool,
+    provider: Provider | None, provider_config: ProviderConfig | None,
+    progress: ProgressSink | None, renderer_factory: Callable[[PlannedEdit], Renderer] | None,
+    slots: ServiceSlots | None,
+) -> ScoreResult | StageDone:
     settings = settings or ScoreSettings()
     check_output_path(output_path, force=force, inputs=[input_path])
     loaded = load_edit(input_path, rate=exact_rate(settings.rate) if settings.rate else None)
     renderer = None
     if renderer_factory is not None:
         renderer = renderer_factory(plan_edit(loaded, settings))
-    return score_timeline(loaded, settings, work_dir=work_dir or default_work_dir(output_path),
-                          renderer=renderer, provider=provider, provider_config=provider_config,
-                          progress=progress, output_path=output_path)
+    return _run(loaded, settings, stop_after, work_dir=work_dir or default_work_dir(output_path),
+                renderer=renderer, provider=provider, provider_config=provider_config,
+                progress=progress, source_path=None, output_path=output_path, slots=slots)
 
 
 __all__ = [
@@ -235,9 +340,13 @@ __all__ = [
     "PlannedRequest",
     "ScoreResult",
     "ScoreSettings",
+    "StageDone",
+    "StopAfter",
     "default_renderer",
     "default_work_dir",
+    "parse_stop_after",
     "plan_edit",
+    "run_until",
     "score_file",
     "score_timeline",
 ]

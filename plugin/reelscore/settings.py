@@ -95,6 +95,10 @@ class ScoreSettings(BaseModel):
     duck_hold: float = Field(default=250.0, ge=0, le=10000)  # ms
     duck_depth: float = Field(default=-10.0, ge=-60, lt=0)  # dB
 
+    # --path-map SOURCE=TARGET (reelscore.pathmap): media paths as the machine that made the edit
+    # (or submitted the batch) saw them -> this machine's; site policy, per profile.
+    path_map: list[str] = Field(default_factory=list)
+
     def limits(self) -> PlanLimits:
         return PlanLimits(max_seconds=self.max_request_seconds, max_videos=self.max_videos)
 
@@ -211,7 +215,8 @@ _SCORE = {"scenes": "scenes", "scene_track": "scene_track", "min_scene": "min_sc
           "previous": "previous", "regenerate_trimmed": "regenerate_trimmed",
           "duck": "duck", "dialogue_track": "dialogue_track", "duck_threshold": "duck_threshold",
           "duck_attack": "duck_attack", "duck_release": "duck_release",
-          "duck_hold": "duck_hold", "duck_depth": "duck_depth"}
+          "duck_hold": "duck_hold", "duck_depth": "duck_depth",
+          "path_map": "path_map"}
 _CONNECTION = {"base_url": "base_url", "connect_timeout": "connect_timeout_s",
                "read_timeout": "read_timeout_s", "max_retries": "max_retries",
                "allow_insecure": "allow_insecure"}

@@ -39,6 +39,7 @@ from opentimelineio import opentime
 
 from reelscore import remote_media
 from reelscore.errors import EditReadError, InputError, UnsupportedError
+from reelscore.pathmap import PathMap
 from reelscore.timecode import (
     exact_rate,
     infer_drop_frame,
@@ -417,8 +418,10 @@ class MediaResolver:
     """Find the local file behind a media reference (see module docstring)."""
 
     def __init__(self, edit_dir: Path | None = None, media_roots: Sequence[Path] = (), *,
-                 allow_remote: bool = False) -> None:
+                 allow_remote: bool = False, path_map: PathMap | None = None) -> None:
         self.edit_dir = edit_dir
+        # --path-map: media paths as the machine that made the edit saw them -> this machine's.
+        self.path_map = path_map or PathMap()
         self.media_roots = [Path(r) for r in media_roots]
         # Network URLs are only followed when the user says so (reelscore.remote_media).
         self.allow_remote = allow_remote
@@ -459,6 +462,10 @@ class MediaResolver:
                 if rel.is_file():
                     return MediaLookup(rel, tuple(tried))
                 continue
+            hit = self.path_map.match(cand)
+            if hit is not None:
+                p = Path(hit[1])
+                cand = f"{hit[1]} ({cand} mapped by --path-map {hit[0].text})"
             tried.append(cand)
             if p.is_file():
                 return MediaLookup(p, tuple(tried))

@@ -37,6 +37,7 @@ from reelscore.musicplan import plan_kind, plan_model, sections_of
 from reelscore.plan import ScorePlan
 from reelscore.providers import ComposeRequest, GeneratedAudio, Provider
 from reelscore.settings import ProgressSink, RequestState, ScoreSettings
+from reelscore.slots import ServiceSlots
 from reelscore.steps.drafting import DRAFTS_FILE, draft_composition, read_drafts, write_drafts
 from reelscore.steps.generation import GenerationPool, Outgoing, decide, send
 from reelscore.timecode import frames_to_tc
@@ -145,6 +146,7 @@ def section_marks(file: CompositionFile, *, drop_frame: bool = False) -> list[Sc
 
 def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSettings,
                 progress: ProgressSink, *, cuts: Sequence[int] = (),
+                slots: ServiceSlots | None = None,
                 ) -> tuple[dict[str, GeneratedAudio], list[ScoreMark]]:
     """Compose every request's plan, reusing stored answers; answers in plan order, and the
     sections' markers."""
@@ -187,7 +189,7 @@ def compose_all(plan: ScorePlan, job: Job, provider: Provider, settings: ScoreSe
             exc.request_id = out.request.request_id
             raise
 
-    pool = GenerationPool(settings.concurrency, send_one, answered)
+    pool = GenerationPool(settings.concurrency, send_one, answered, slots)
     try:
         for req in requests_of(file, settings):
             pool.check()

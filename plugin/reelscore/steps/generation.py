@@ -9,7 +9,9 @@ the stored answer, or ``failed`` / ``possibly_charged``. Anything else that stop
 sending (a crash, Ctrl-C) leaves ``sent``, so the next run asks for ``--resubmit``.
 
 ``GenerationPool`` keeps up to ``concurrency`` requests at the service at once, in plan order,
-while the runner renders the next request. The first failure stops the pool: requests not yet
+while the runner renders the next request. With *slots* (:mod:`reelscore.slots`, shared by the
+jobs of a batch) each request also holds a slot from its upload to its answer, so many jobs
+together keep to the service's limit. The first failure stops the pool: requests not yet
 sent are not sent; requests already at the service are waited for (their answers were paid for
 and are stored), unless the run itself is interrupted.
 """
@@ -37,6 +39,7 @@ from reelscore.providers import (
     Provider,
 )
 from reelscore.settings import RequestState, ScoreSettings
+from reelscore.slots import ServiceSlots
 
 
 def request_key(req: GenerationRequest | ComposeRequest, provider: str) -> str:
@@ -146,8 +149,10 @@ class GenerationPool:
     """
 
     def __init__(self, concurrency: int, run: Callable[[Outgoing], GeneratedAudio],
-                 on_done: Callable[[str, GeneratedAudio], None]) -> None:
+                 on_done: Callable[[str, GeneratedAudio], None],
+                 slots: ServiceSlots | None = None) -> None:
         self._run = run
+        self._slots = slots
         self._on_done = on_done
         self._todo: queue.Queue[Outgoing | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -191,13 +196,19 @@ class GenerationPool:
             out = self._todo.get()
             if out is None:
                 return
-            with self._lock:
-                if self._stopped or self._error is not None:
-                    continue  # a request failed (or the run stops): send nothing more
             try:
-                audio = self._run(out)
-                self._on_done(out.request.request_id, audio)
+                if self._slots is None:
+                    self._send(out)
+                else:
+                    with self._slots.hold():
+                        self._send(out)
             except BaseException as exc:  # handed to the runner's thread, raised there
                 with self._lock:
                     if self._error is None:
                         self._error = exc
+
+    def _send(self, out: Outgoing) -> None:
+        with self._lock:
+            if self._stopped or self._error is not None:
+                return  # a request failed (or the run stops): send nothing more
+        self._on_done(out.request.request_id, self._run(out))

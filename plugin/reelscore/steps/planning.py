@@ -16,6 +16,7 @@ from reelscore.clip_audio import AUDIO_KBPS
 from reelscore.dialogue import check_dialogue
 from reelscore.errors import MediaError
 from reelscore.ffmpeg_cli import probe
+from reelscore.pathmap import PathMap
 from reelscore.picture import Picture, build_picture
 from reelscore.plan import PlanLimits, ScorePlan, make_plan
 from reelscore.render import FFmpegRenderer, Renderer, check_online
@@ -71,7 +72,8 @@ def plan_edit(
                               settings.range_out, drop_frame=drop_frame)
     edit_dir = loaded.path.parent if loaded.path else None
     resolver = MediaResolver(edit_dir, settings.media_roots,
-                             allow_remote=settings.allow_remote_media)
+                             allow_remote=settings.allow_remote_media,
+                             path_map=PathMap.parse(settings.path_map, name="path_map"))
     # --duck: its dialogue tracks exist and their audio is online, before any work
     check_dialogue(loaded, settings, start, end - start, resolver)
     movie = None
