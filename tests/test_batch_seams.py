@@ -100,6 +100,9 @@ def test_jobs_file_errors_name_the_row_and_column(tmp_path):
     jobs.write_text("edit,colour\nep01.otio,red\n", "utf-8")
     with pytest.raises(InputError, match=r"jobs.csv header: unknown column 'colour'"):
         items_from_jobs(jobs, tmp_path)
+    jobs.write_text("edit,scheduler\nep01.otio,tcp://h:8786\n", "utf-8")  # batch-wide only
+    with pytest.raises(InputError, match=r"jobs.csv header: unknown column 'scheduler'"):
+        items_from_jobs(jobs, tmp_path)
     jobs.write_text("edit,output\nep01.otio,x.otio\nep02.otio,x.otio\n", "utf-8")
     with pytest.raises(InputError, match=r"jobs.csv row 2 and jobs.csv row 3 would both write"):
         items_from_jobs(jobs, tmp_path)

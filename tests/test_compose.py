@@ -342,3 +342,32 @@ def test_a_v1_draft_on_a_v1_cut_and_a_v2_draft_on_a_v1_cut():
     assert isinstance(other, MusicPrompt)
     assert [s.positive_local_styles for s in other.sections] == [["harp"], ["harp"]]
     assert other.positive_global_styles == ["instrumental"]
+
+
+def test_drop_frame_edits_get_drop_frame_labels_in_plans_and_refusals():
+    """At 29.97 DF every label a compose step shows is the NLE's (checked against OTIO's own
+    conversion): the plan file's request range, a moved cut, a broken limit."""
+    import opentimelineio as otio
+
+    rate = Fraction(30000, 1001)
+    start = otio.opentime.from_timecode("00:59:59;00", 30000 / 1001).to_frames()
+
+    def df(frame: int) -> str:
+        return otio.opentime.to_timecode(otio.opentime.RationalTime(frame, 30000 / 1001), 30000 / 1001, True)
+
+    sp = plan_for([150, 300, 180], rate=rate, start_frame=start, names=["A", "B", "C"])
+    assert sp.drop_frame
+    f = compose(sp, ComposeSettings(model_id="music_v1"))
+    assert f.drop_frame and f.requests[0].range.record_in == df(start) == "00:59:59;00"
+    recut = plan_for([150 + 12, 300 - 12, 180], rate=rate, start_frame=start,
+                     names=["A", "B", "C"])
+    with pytest.raises(InputError, match="no longer matches") as err:
+        check_against_edit(f, recut, source="plan.json")
+    assert f'section 2 "B" at {df(start + 150)} ' in str(err.value)
+    assert f"the nearest cut is {df(start + 162)}" in str(err.value)
+    doc = json.loads(composition_json(f))
+    doc["requests"][0]["composition_plan"]["sections"][2]["lines"] = ["x" * 201]
+    with pytest.raises(InputError) as err:
+        check_limits(read_composition(json.dumps(doc), "plan.json"))
+    assert f'section 3 "C" at {df(start + 450)}: line 1 has 201 characters' in str(err.value)
+    assert ";" in df(start + 450)

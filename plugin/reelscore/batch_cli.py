@@ -164,6 +164,10 @@ def _run(edits: list[Path], outdir: Path, jobs: Path | None, values: FrontEndVal
     scheduler = scheduler or run.config.values().get("scheduler")  # Dask workers use their own key
     shared = build_settings(run.config, values,
                             load_key=stop_after != "render" and not scheduler).settings
+    if scheduler:  # an unreachable scheduler (or one without workers) fails before OUTDIR exists
+        from reelscore.batch_dask import connect
+
+        connect(scheduler).close()
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

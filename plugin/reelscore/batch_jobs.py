@@ -37,9 +37,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - 3.10
     import tomli as tomllib
 
-# Sections are configuration-file tables, not per-edit values.
+# Sections are configuration-file tables, not per-edit values; the scheduler is the whole batch's
+# (a per-edit one could not be honoured, so it is an unknown column rather than ignored).
 _SECTIONS = {"provider_options", "uploader", "cuesheet"}
-SETTING_COLUMNS: tuple[str, ...] = tuple(sorted(set(FrontEndValues.model_fields) - _SECTIONS))
+_BATCH_WIDE = {"scheduler"}
+SETTING_COLUMNS: tuple[str, ...] = tuple(sorted(set(FrontEndValues.model_fields) - _SECTIONS
+                                                - _BATCH_WIDE))
 _PATH_SETTINGS = {"reference", "composition", "brief", "previous"}
 _LIST_SETTINGS = {"tags", "media_roots"}
 

@@ -143,12 +143,13 @@ def parse_brief(text: str, source: str, score_plan: ScorePlan) -> dict[str, Scen
                                       "`reelscore plan EDIT` lists them")
             sid = ref
         else:
-            frame = tc_to_frames(ref, rate)
+            frame = tc_to_frames(ref, rate, drop_frame=score_plan.drop_frame)
             if frame not in by_start:
                 near = min(by_start, key=lambda f: (abs(f - frame), f))
                 raise InputError(
                     f"{source}, line {e.line}: no scene starts at {ref}",
-                    hint=f"the nearest scene ({by_start[near]}) starts at {frames_to_tc(near, rate)}")
+                    hint=f"the nearest scene ({by_start[near]}) starts at "
+                         f"{frames_to_tc(near, rate, drop_frame=score_plan.drop_frame)}")
             sid = by_start[frame]
         if sid in out:
             raise InputError(f"{source}, line {e.line}: scene {sid} ({ref}) was already briefed "

@@ -106,6 +106,7 @@ class CompositionFile(_Strict):
     range: FrameRange  # the scored range
     scene_policy: str
     scene_starts: list[int]  # stack frames of the edit's scenes when the plan was made
+    drop_frame: bool = False  # its timecode labels are drop-frame (HH:MM:SS;FF), as the edit's
     requests: list[ComposedRequest]
     notes: list[str] = Field(default_factory=list)
 
@@ -270,12 +271,12 @@ def compose(
                 for n, p, d in zip(names, parts, durations)])
         composed.append(ComposedRequest(
             id=req.id, range=frame_range(req.range.start, end - req.range.start, rate,
-                                         score_plan.start_frame),
+                                         score_plan.start_frame, score_plan.drop_frame),
             handle_frames=req.handle_frames, model_id=settings.model_id, composition_plan=plan))
     out = CompositionFile(
         timeline_name=score_plan.timeline_name, rate=score_plan.rate,
         start_frame=score_plan.start_frame, range=score_plan.range,
-        scene_policy=score_plan.scene_policy,
+        scene_policy=score_plan.scene_policy, drop_frame=score_plan.drop_frame,
         scene_starts=[s.range.start for s in score_plan.scenes], requests=composed, notes=notes)
     check_limits(out, lim)
     return out
@@ -293,7 +294,7 @@ def section_starts(request: ComposedRequest, rate: Fraction) -> list[int]:
 def where(request: ComposedRequest, index: int, name: str, frame: int, file: CompositionFile) -> str:
     label = f' "{name}"' if name else ""
     return (f"request {request.id}, section {index + 1}{label} at "
-            f"{frames_to_tc(file.start_frame + frame, file.fraction_rate)}")
+            f"{frames_to_tc(file.start_frame + frame, file.fraction_rate, drop_frame=file.drop_frame)}")
 
 
 def check_limits(file: CompositionFile, limits: PlanLimits | None = None) -> None:

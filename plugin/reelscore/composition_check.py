@@ -49,7 +49,7 @@ def check_against_edit(
     sf = score_plan.start_frame
 
     def tc(frame: int) -> str:
-        return frames_to_tc(sf + frame, rate)
+        return frames_to_tc(sf + frame, rate, drop_frame=score_plan.drop_frame)
 
     other: list[str] = []
     if file.timeline_name and score_plan.timeline_name and file.timeline_name != score_plan.timeline_name:

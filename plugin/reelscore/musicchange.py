@@ -171,13 +171,15 @@ def measure_changes(
     rate: Fraction,
     cuts: Sequence[int],
     record_start: int = 0,
+    drop_frame: bool = False,
     tolerance_frames: int = 2,
     settings: NoveltySettings | None = None,
 ) -> ChangeReport:
     """Report the nearest music change to each cut (frames from the audio's first sample);
-    *record_start* is the record frame of that sample, for timecode labels."""
+    *record_start* is the record frame of that sample, for timecode labels (drop-frame ones with
+    *drop_frame*)."""
     changes = [Fraction(c) * rate / sample_rate for c in detect_changes(samples, sample_rate, settings)]
-    per_cut = [CutChange(c, frames_to_tc(record_start + c, rate),
+    per_cut = [CutChange(c, frames_to_tc(record_start + c, rate, drop_frame=drop_frame),
                          min(changes, key=lambda x: abs(x - c)) if changes else None)
                for c in cuts]
     return ChangeReport(rate, tolerance_frames, per_cut, changes)

@@ -107,7 +107,8 @@ def verify_changes(music: np.ndarray, plan: ScorePlan) -> dict[str, Any]:
     between scenes (``reelscore.musicchange``), for either method."""
     cuts = [s.range.start - plan.range.start for s in plan.scenes[1:]]
     report = measure_changes(music, SAMPLE_RATE, rate=plan.fraction_rate, cuts=cuts,
-                             record_start=plan.start_frame + plan.range.start)
+                             record_start=plan.start_frame + plan.range.start,
+                             drop_frame=plan.drop_frame)
     return {"summary": report.summary(), "tolerance_frames": report.tolerance_frames,
             "hits": report.hits, "cuts": [
                 {"record_tc": c.record_tc, "cut_frame": c.cut_frame,
