@@ -141,6 +141,34 @@ def test_compose_refuses_the_clips_audio_before_anything_is_written(env: Path) -
     assert not out.exists() and not (env / "scored.otio.reelscore").exists()
 
 
+def test_a_provider_that_cannot_hear_the_clips_is_refused_before_rendering(
+        env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mountsea proxy documents no use_audio_as_reference: refused before a clip renders
+    (it used to be refused at the first request, after rendering)."""
+    monkeypatch.setenv("REELSCORE_MOUNTSEA_KEY", "msk-TESTKEY-refused")
+    monkeypatch.setenv("REELSCORE_NO_KEYRING", "1")
+    edit = _edit(env)
+    out = env / "scored.otio"
+    (env / "reelscore.toml").write_text(
+        'provider = "mountsea"\nbase_url = "http://127.0.0.1:9"\n'
+        '[uploader]\nbucket = "clips"\nendpoint_url = "http://127.0.0.1:9"\n', "utf-8")
+    code, text = _run("score", str(edit), "-o", str(out), "--use-audio-as-reference")
+    assert code == 2, text
+    assert "the mountsea provider does not take clips with their sound" in text
+    assert "msk-TESTKEY" not in text
+    assert not out.exists() and not (env / "scored.otio.reelscore" / "clips").exists()
+
+
+def test_duck_cannot_update_a_previous_score(env: Path) -> None:
+    edit = _edit(env)
+    out = env / "scored.otio"
+    code, text = _run("score", str(edit), "-o", str(out), "--provider", "local",
+                      "--previous", str(env / "old.otio.reelscore"), "--duck")
+    assert code == 2, text
+    assert "--duck with --previous" in text
+    assert not out.exists() and not (env / "scored.otio.reelscore").exists()
+
+
 def test_offline_audio_is_listed_before_any_clip_is_rendered(env: Path) -> None:
     edit = _edit(env)
     (env / "clk.wav").unlink()

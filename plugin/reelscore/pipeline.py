@@ -36,7 +36,7 @@ from typing import Literal
 import opentimelineio as otio
 
 from reelscore.clip_audio import check_audio_route, with_sound
-from reelscore.errors import InputError
+from reelscore.errors import InputError, UnsupportedError
 from reelscore.fsutil import sha256_file
 from reelscore.job import Job
 from reelscore.media_check import check_media
@@ -203,11 +203,23 @@ def _run(
     settings = settings or ScoreSettings()
     use_audio = bool(settings.generation.use_audio_as_reference)
     check_audio_route(use_audio=use_audio, method=settings.method)  # before any file is written
+    if settings.previous is not None and settings.duck:
+        raise InputError("--duck with --previous: an update keeps the previous score's samples "
+                         "as they were delivered, so it cannot duck them anew",
+                         hint="update without --duck (a ducked previous score stays ducked), or "
+                         "score the new cut afresh with --duck")
     progress = progress or NoProgress()
     loaded = timeline if isinstance(timeline, LoadedEdit) else normalise(timeline, path=source_path)
     if work_dir is None:
         work_dir = (default_work_dir(output_path) if output_path is not None
                     else Path.cwd() / f"{safe_name(loaded.timeline.name or 'score')}.reelscore")
+    if use_audio:  # a provider that cannot take the clips' sound is refused before any work
+        provider = provider or make_provider(settings.provider, provider_config)
+        if not provider.hears_clip_audio:
+            raise UnsupportedError(
+                f"--use-audio-as-reference: the {provider.name} provider does not take clips "
+                "with their sound", hint="drop --use-audio-as-reference, or use --provider "
+                "elevenlabs")
     if settings.draft_plan:  # refused before the job folder is touched
         provider = provider or make_provider(settings.provider, provider_config)
     check_draft_settings(settings, provider)

@@ -151,6 +151,8 @@ class Provider(Protocol):
     reports_upload_complete: bool
     # Has a free plan endpoint (``draft_plan``, ``--draft-plan``).
     drafts_plans: bool
+    # Takes clips with their sound (``use_audio_as_reference``, ``--use-audio-as-reference``).
+    hears_clip_audio: bool
 
     def preflight(self) -> None:
         """Check everything that can be checked before rendering (key present, base URL and
@@ -196,6 +198,7 @@ class ProviderDefaults:
     charges: bool = True
     reports_upload_complete: bool = False
     drafts_plans: bool = False
+    hears_clip_audio: bool = True
 
     def preflight(self) -> None:
         return None

@@ -122,6 +122,7 @@ class ElevenLabsProvider:
     charges = True
     reports_upload_complete = True
     drafts_plans = True
+    hears_clip_audio = True
 
     def __init__(self, config: ProviderConfig, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:

@@ -150,6 +150,7 @@ class MountseaCompose(BaseModel):
 class MountseaProvider(TaskProvider):
     name = "mountsea"
     drafts_plans = True
+    hears_clip_audio = False  # the proxy documents no use_audio_as_reference (validate refuses it)
 
     def __init__(self, config: ProviderConfig, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
