@@ -881,14 +881,7 @@ class Handler(BaseHTTPRequestHandler):
         ``model`` music_v1 only; prompt-only fields refused with a plan. A task whose audio has a
         tone per section (tone_of(i)), each exactly its ``duration_ms``."""
         st = self.state
-        doc = self._json_body(rec)
-        if self.headers.get("Authorization") != f"Bearer {st.mountsea_key}":
-            raise _Reply(401, {"code": 401, "message": "Unauthorized"})
-        if "json" not in self.headers.get("Content-Type", ""):
-            raise _Reply(415, {"code": 415, "message": "Content-Type must be application/json"})
-        self._status_fault(fault)
-        if not isinstance(doc, dict):
-            raise _Reply(400, {"code": 400, "message": "body must be an object"})
+        doc = self._ms_json_object(rec, fault)
         extra = sorted(set(doc) - set(MS_COMPOSE))
         if extra:
             raise _Reply(400, {"code": 400, "message": f"property {extra[0]} should not exist"})
@@ -965,16 +958,21 @@ class Handler(BaseHTTPRequestHandler):
             durations.append(d)
         return durations, total
 
-    def ms_submit(self, rec: LoggedRequest, fault: Fault | None) -> None:
-        st = self.state
+    def _ms_json_object(self, rec: LoggedRequest, fault: Fault | None) -> dict[str, Any]:
+        """A proxy JSON submit's checks in the proxy's order: key, content type, fault, object."""
         doc = self._json_body(rec)
-        if self.headers.get("Authorization") != f"Bearer {st.mountsea_key}":
+        if self.headers.get("Authorization") != f"Bearer {self.state.mountsea_key}":
             raise _Reply(401, {"code": 401, "message": "Unauthorized"})
         if "json" not in self.headers.get("Content-Type", ""):
             raise _Reply(415, {"code": 415, "message": "Content-Type must be application/json"})
         self._status_fault(fault)
         if not isinstance(doc, dict):
             raise _Reply(400, {"code": 400, "message": "body must be an object"})
+        return doc
+
+    def ms_submit(self, rec: LoggedRequest, fault: Fault | None) -> None:
+        st = self.state
+        doc = self._ms_json_object(rec, fault)
         allowed = {"videoUrls", "description", "tags", "outputFormat", "signWithC2pa"}
         extra = sorted(set(doc) - allowed)
         if extra:

@@ -213,15 +213,13 @@ def _run(
     if work_dir is None:
         work_dir = (default_work_dir(output_path) if output_path is not None
                     else Path.cwd() / f"{safe_name(loaded.timeline.name or 'score')}.reelscore")
-    if use_audio:  # a provider that cannot take the clips' sound is refused before any work
+    if use_audio or settings.draft_plan:  # capabilities checked before the job folder is touched
         provider = provider or make_provider(settings.provider, provider_config)
-        if not provider.hears_clip_audio:
-            raise UnsupportedError(
-                f"--use-audio-as-reference: the {provider.name} provider does not take clips "
-                "with their sound", hint="drop --use-audio-as-reference, or use --provider "
-                "elevenlabs")
-    if settings.draft_plan:  # refused before the job folder is touched
-        provider = provider or make_provider(settings.provider, provider_config)
+    if use_audio and provider is not None and not provider.hears_clip_audio:
+        raise UnsupportedError(
+            f"--use-audio-as-reference: the {provider.name} provider does not take clips "
+            "with their sound", hint="drop --use-audio-as-reference, or use --provider "
+            "elevenlabs")
     check_draft_settings(settings, provider)
     if settings.previous is not None:  # an update of a previous score (reelscore.recut_update)
         from reelscore.recut_update import update_from_previous
