@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from opentimelineio import opentime
 
 from reelscore.wavfile import read_wav, write_wav
+from tests.audio_helpers import ffmpeg_loudness
 from tests.edits import build_timeline
 
 RATE = Fraction(25)
@@ -129,32 +131,127 @@ def test_cli_duck_ducks_under_dx_and_keeps_the_unducked_beside_it(tmp_path: Path
     assert tracks["DX"].enabled  # the edit's own tracks untouched
 
 
-def test_hook_duck_writes_fcp7_xml_without_a_track_that_would_play(tmp_path: Path,
-                                                              dx_edit: Path) -> None:
+def test_hook_duck_writes_fcp7_xml_with_the_ducking_as_level_keys(tmp_path: Path,
+                                                                   dx_edit: Path) -> None:
+    """OTIO's FCP 7 writer writes the Audio Levels filter from the clip's metadata, so the
+    hook's output carries the keys too: the unducked score is placed with them, the ducked
+    WAV (a second, playing score) is not."""
     tl = otio.adapters.read_from_file(str(dx_edit))
     out = tmp_path / "scored.xml"
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        otio.adapters.write_to_file(tl, str(out), hook_function_argument_map={
-            "reelscore.provider": "local", "reelscore.duck": True,
-            "reelscore.dialogue_track": "dx", "reelscore.source": str(dx_edit),
-            "reelscore.work_dir": str(tmp_path / "job")})
-    finally:
-        os.chdir(cwd)
+    _hook(tmp_path, dx_edit, out)
     manifest = json.loads((tmp_path / "job" / "manifest.json").read_text())
     ducking = manifest["ducking"]
     ducked, _ = read_wav(Path(manifest["outputs"]["music_wav"]))
     unducked, _ = read_wav(Path(ducking["alternative_wav"]))
     _check_ducked(ducked, unducked, -10)
-    back = otio.adapters.read_from_file(str(out))
-    urls = [c.media_reference.target_url for t in back.audio_tracks() for c in t.find_clips()]
-    names = {Path(u).name for u in urls}
-    assert Path(manifest["outputs"]["music_wav"]).name in names
-    # FCP 7 XML has no track mute (OTIO's writer drops it): a muted alternative would play,
-    # so it is left out of the file and kept in the job folder
-    assert Path(ducking["alternative_wav"]).name not in names
-    assert Path(ducking["alternative_wav"]).is_file()
+    assert _placed_names(out) == {"dx.wav", Path(ducking["alternative_wav"]).name}
+    played = _played(unducked, _fcp7_keys(out, Path(ducking["alternative_wav"]).name))
+    _check_ducked(played, unducked, -10)
+    assert tl.tracks[-1].name == "DX"  # the edit read in is untouched
+
+
+def test_hook_duck_fcpx_places_the_ducked_score(tmp_path: Path, dx_edit: Path) -> None:
+    """OTIO's FCPX writer has no place for volume keys and the hook cannot add them to its
+    output: the hook's .fcpxml gets the ducked WAV (documented), the CLI's gets the keys."""
+    out = tmp_path / "scored.fcpxml"
+    _hook(tmp_path, dx_edit, out)
+    manifest = json.loads((tmp_path / "job" / "manifest.json").read_text())
+    assert _placed_names(out) == {"dx.wav", Path(manifest["outputs"]["music_wav"]).name}
+    assert "adjust-volume" not in out.read_text()
+
+
+@pytest.mark.parametrize("ext", ["xml", "fcpxml"])
+def test_cli_writes_the_ducking_as_volume_keys(tmp_path: Path, dx_edit: Path, ext: str) -> None:
+    """FCP 7 XML and FCPX: the unducked score with the side chain as level keys, read from the
+    file with ElementTree; the unducked samples times those keys are the ducked score (same
+    depth in the bursts, same level outside) at the loudness target, by ffmpeg's meter."""
+    out = tmp_path / f"scored.{ext}"
+    proc = _score(tmp_path, dx_edit, out, "--duck", "--duck-depth", "-12")
+    assert proc.returncode == 0, proc.stderr
+    assert "volume keys on the unducked score" in " ".join(proc.stderr.split())
+    manifest = json.loads(Path(json.loads(proc.stdout)["manifest"]).read_text())
+    ducking = manifest["ducking"]
+    alt = Path(ducking["alternative_wav"])
+    assert _placed_names(out) == {"dx.wav", alt.name}  # the ducked WAV would play twice
+    keys = _fcp7_keys(out, alt.name) if ext == "xml" else _fcpx_keys(out, alt.name)
+    auto = ducking["automation"]
+    assert len(keys) == auto["keys"] and 6 <= len(keys) <= 2 + 2 * 12  # two stretches, few keys
+    assert manifest["outputs"]["edit_verified"]["score"][0]["volume_keys"] == len(keys)
+    unducked, _ = read_wav(alt)
+    played = _played(unducked, keys)
+    _check_ducked(played, unducked, -12)
+    ducked, _ = read_wav(Path(manifest["outputs"]["music_wav"]))
+    # within the keys' tolerance: straight lines in dB on frames stand for the side chain's
+    # raised-cosine ramps, and both are brought to the same integrated loudness
+    for t0 in (0.5, 2.5, 3.5, 5.0, 6.5, 9.0):  # outside and inside the bursts
+        assert _window_db(played, t0, t0 + 0.2) == pytest.approx(
+            _window_db(ducked, t0, t0 + 0.2), abs=auto["tolerance_db"]), t0
+    wav = tmp_path / "played.wav"
+    write_wav(wav, played.astype(np.float32), SR, bits=24)
+    lufs, peak = ffmpeg_loudness(wav)
+    assert lufs == pytest.approx(auto["played_integrated_lufs"], abs=0.2)
+    assert lufs == pytest.approx(-14, abs=0.3) and peak <= -1 + 0.1
+
+
+def _hook(tmp_path: Path, edit: Path, out: Path) -> None:
+    tl = otio.adapters.read_from_file(str(edit))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        otio.adapters.write_to_file(tl, str(out), hook_function_argument_map={
+            "reelscore.provider": "local", "reelscore.duck": True,
+            "reelscore.dialogue_track": "dx", "reelscore.source": str(edit),
+            "reelscore.work_dir": str(tmp_path / "job")})
+    finally:
+        os.chdir(cwd)
+
+
+def _placed_names(path: Path) -> set[str]:
+    back = otio.adapters.read_from_file(str(path))
+    return {Path(c.media_reference.target_url).name for t in back.audio_tracks()
+            for c in t.find_clips() if isinstance(c.media_reference, otio.schema.ExternalReference)}
+
+
+def _fcp7_keys(path: Path, media_name: str) -> list[tuple[Fraction, float]]:
+    """(seconds from the clip's start, dB) of the Audio Levels keys on the clipitem of
+    *media_name* (FCP 7's Level is a linear gain)."""
+    root = ET.parse(path).getroot()
+    files = {f.get("id"): (f.findtext("pathurl") or "") for f in root.iter("file")}
+    for item in root.iter("clipitem"):
+        ref = item.find("file")
+        if ref is None or not files.get(ref.get("id"), "").endswith(media_name):
+            continue
+        rate = Fraction(int(item.findtext("rate/timebase") or 0))
+        if item.findtext("rate/ntsc") == "TRUE":
+            rate = rate * 1000 / 1001
+        param = item.find("filter/effect[effectid='audiolevels']/parameter")
+        assert param is not None, "no Audio Levels filter"
+        return [(Fraction(int(k.findtext("when") or 0)) / rate,
+                 20 * np.log10(float(k.findtext("value") or 0))) for k in param.iter("keyframe")]
+    raise AssertionError(f"no clipitem uses {media_name}")
+
+
+def _fcpx_keys(path: Path, media_name: str) -> list[tuple[Fraction, float]]:
+    """(seconds, dB) of the adjust-volume keys in the project: on one clip only, the one whose
+    own audio (``clip/gap/audio``, as OTIO writes an audio track's clip) is *media_name*."""
+    root = ET.parse(path).getroot()
+    ids = {a.get("id") for a in root.iter("asset") if (a.get("src") or "").endswith(media_name)}
+    project = root.find(".//project")
+    assert project is not None
+    keyed = [c for c in project.iter() if c.find("adjust-volume") is not None]
+    assert len(keyed) == 1 and keyed[0].tag == "clip", [c.get("name") for c in keyed]
+    assert [a.get("ref") for a in keyed[0].findall("gap/audio")] == list(ids)
+    keys = keyed[0].findall("adjust-volume/param[@name='amount']/keyframeAnimation/keyframe")
+    assert keys and all(k.get("curve") == "linear" for k in keys)
+    return [(Fraction((k.get("time") or "0s").removesuffix("s")),
+             float((k.get("value") or "").removesuffix("dB"))) for k in keys]
+
+
+def _played(x: np.ndarray, keys: list[tuple[Fraction, float]]) -> np.ndarray:
+    """What an NLE plays: *x* times the keys' level, a straight line in dB between keys."""
+    at = np.array([float(t) * SR for t, _db in keys])
+    db = np.interp(np.arange(x.shape[0]), at, np.array([db for _t, db in keys]))
+    return x * (10 ** (db / 20))[:, None]
 
 
 def test_unknown_dialogue_track_names_the_tracks_there_are(tmp_path: Path,
@@ -179,10 +276,11 @@ def test_no_dialogue_track_by_name_is_refused(tmp_path: Path, coded_video) -> No
     assert not (tmp_path / "s.otio").exists()
 
 
-@pytest.mark.parametrize("ext", ["otioz", "fcpxml", "aaf"])
+@pytest.mark.parametrize("ext", ["otioz", "aaf"])
 def test_alternative_track_per_format(tmp_path: Path, dx_edit: Path, ext: str) -> None:
-    """Read back per format: the ducked score always; the unducked one muted where the format
-    keeps a mute (.otio/.otioz), else left out (it would play) and kept in the job folder."""
+    """Read back per format: the ducked score; the unducked one muted where the format keeps a
+    mute (.otioz, with its volume keys in the metadata), else left out (it would play) and kept
+    in the job folder."""
     out = tmp_path / f"scored.{ext}"
     proc = _score(tmp_path, dx_edit, out, "--duck")
     assert proc.returncode == 0, proc.stderr
@@ -196,6 +294,34 @@ def test_alternative_track_per_format(tmp_path: Path, dx_edit: Path, ext: str) -
     assert placed[ducked] is True
     if ext == "otioz":
         assert placed[unducked] is False
+        alt = next(c for t in back.audio_tracks() for c in t.find_clips()
+                   if Path(c.media_reference.target_url).name == unducked)
+        keys = alt.metadata["reelscore"]["volume_automation"]["keys"]
+        assert len(keys) == manifest["ducking"]["automation"]["keys"]
     else:
         assert unducked not in placed
         assert "cannot hold a muted track" in proc.stderr
+
+
+def test_batch_duck_writes_the_keys_into_each_fcp7_edit(tmp_path: Path, dx_edit: Path) -> None:
+    """``reelscore batch --duck`` (an FCP 7 XML edit in, the same format out): the scored edit
+    holds the unducked score with the Audio Levels keys its manifest counts. FCP 7 XML keeps no
+    track names, so the dialogue track is named by number."""
+    edit = tmp_path / "ep101.xml"
+    otio.adapters.write_to_file(otio.adapters.read_from_file(str(dx_edit)), str(edit))
+    proc = subprocess.run(
+        [sys.executable, "-m", "reelscore", "batch", str(edit), "-o", str(tmp_path / "out"),
+         "--provider", "local", "--seed", "7", "--duck", "--dialogue-track", "A1",
+         "--duck-depth", "-8", "--json"],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+        check=False)
+    assert proc.returncode == 0, proc.stderr
+    [scored] = (tmp_path / "out").glob("*.xml")
+    [manifest_path] = (tmp_path / "out").glob("*/manifest.json")
+    ducking = json.loads(manifest_path.read_text())["ducking"]
+    assert ducking["depth_db"] == -8
+    keys = _fcp7_keys(scored, Path(ducking["alternative_wav"]).name)
+    assert len(keys) == ducking["automation"]["keys"]
+    depth = min(db for _t, db in keys) - max(db for _t, db in keys)
+    assert depth == pytest.approx(-8, abs=0.01)
+    assert edit.read_text().count("audiolevels") == 0  # the edit read in is untouched

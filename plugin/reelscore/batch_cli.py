@@ -57,6 +57,13 @@ def batch(
     true_peak: float | None = opt.TRUE_PEAK,
     track_name: str | None = opt.TRACK_NAME,
     markers: bool | None = opt.MARKERS,
+    duck: bool | None = opt.DUCK,
+    dialogue_track: list[str] | None = opt.DIALOGUE_TRACK,
+    duck_threshold: float | None = opt.DUCK_THRESHOLD,
+    duck_attack: float | None = opt.DUCK_ATTACK,
+    duck_release: float | None = opt.DUCK_RELEASE,
+    duck_hold: float | None = opt.DUCK_HOLD,
+    duck_depth: float | None = opt.DUCK_DEPTH,
     force: bool = FORCE,
     resubmit: bool | None = opt.RESUBMIT,
     workers: int | None = opt.WORKERS,
@@ -92,7 +99,9 @@ def batch(
             markers=markers, resubmit=resubmit, concurrency=concurrency,
             connect_timeout=connect_timeout, read_timeout=read_timeout, max_retries=max_retries,
             allow_insecure=allow_insecure, allow_remote_media=allow_remote_media, method=method,
-            path_map=path_map)
+            path_map=path_map, duck=duck, dialogue_track=dialogue_track,
+            duck_threshold=duck_threshold, duck_attack=duck_attack, duck_release=duck_release,
+            duck_hold=duck_hold, duck_depth=duck_depth)
         _run(edits or [], outdir, jobs, values, config=config, profile=profile, force=force,
              workers=workers, stop_after=stop_after, only=only or [], openjd=openjd,
              as_json=as_json, scheduler=scheduler)

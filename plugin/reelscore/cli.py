@@ -267,7 +267,7 @@ def score(
         out.print(s["music_changes"])
         if "ducked_seconds" in s:
             out.print(f"ducked under dialogue: {s['ducked_seconds']:.2f} s at "
-                      f"{s['duck_depth_db']:+.1f} dB (unducked score on a muted track beside it)")
+                      f"{s['duck_depth_db']:+.1f} dB")
         if "preview" in s:
             out.print(f"review movie: {s['preview']}")
         out.print(f"wrote {output} (track {settings.track_name!r} -> {result.music_wav})")

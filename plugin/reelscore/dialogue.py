@@ -10,19 +10,24 @@ the edit has -- raised while planning (:func:`check_dialogue`), before anything 
 disabled tracks and clips left out) and ducks the conformed score by the side chain of
 :mod:`reelscore.ducking`. The ducked score is then normalised as delivered (the loudness target is
 met by what is placed, ducking included); the unducked score is normalised on its own and placed
-beside it as a muted alternative track.
+beside it as a muted alternative track. The side chain's gain is also kept as frame keys
+(:mod:`reelscore.volume_keys`): formats that carry volume automation place the unducked score
+with those keys instead (:mod:`reelscore.writeback.automation`), so the editor can move them.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
 
+from reelscore import loudness
 from reelscore.ducking import DuckParams, DuckReport, duck
 from reelscore.errors import InputError
 from reelscore.mixdown import (
@@ -35,8 +40,10 @@ from reelscore.mixdown import (
 from reelscore.plan import ScorePlan
 from reelscore.settings import ScoreSettings
 from reelscore.timeline import LoadedEdit, MediaResolver
+from reelscore.volume_keys import MAX_KEY_DB, VolumeKey, keys_gain, volume_keys
 
 DEFAULT_NAMES = ("DIA", "DX", "Dialogue", "VO")
+KEY_TOLERANCE_DB = 0.5  # the volume keys follow the side chain within this, frame by frame
 _DEFAULT = re.compile(r"^(dia|dx|dialogue|vo)[\s_-]*\d*$", re.IGNORECASE)
 _NUMBER = re.compile(r"^a?(\d+)$", re.IGNORECASE)
 
@@ -103,9 +110,38 @@ class Ducked:
     report: DuckReport
     tracks: tuple[AudioTrackInfo, ...]
     params: DuckParams
+    keys: tuple[VolumeKey, ...]  # the side chain's gain as frame keys (0 dB = untouched)
+
+    def automation(self, alternative: np.ndarray, rate: Fraction, *, target_lufs: float,
+                   ceiling_dbtp: float, sample_rate: int,
+                   ) -> tuple[tuple[VolumeKey, ...], AutomationRecord]:
+        """The keys to place on the normalised unducked score *alternative*, make-up included.
+
+        What an NLE plays is *alternative* times the keys. Ducking took loudness away, so every
+        key is raised by the make-up gain that brings that back to *target_lufs* -- as far as
+        the true peak stays under *ceiling_dbtp* (no limiter rides on a key) and no key goes
+        over +12 dB. Measured on the product, made a minute at a time **in place**: the caller
+        has written *alternative* already (an hour of stereo is 1.4 GB not copied).
+        """
+        n = alternative.shape[0]
+        step = sample_rate * 60
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            g = keys_gain(self.keys, e - s, rate, sample_rate, start=s)
+            alternative[s:e] *= g[:, None] if alternative.ndim == 2 else g
+        m = loudness.measure(alternative, sample_rate)
+        top = max((k.db for k in self.keys), default=0.0)
+        makeup = min(target_lufs - m.integrated_lufs, ceiling_dbtp - m.true_peak_dbtp,
+                     MAX_KEY_DB - top)
+        makeup = max(0.0, math.floor(makeup * 100) / 100)  # rounded down: never over the ceiling
+        keys = tuple(VolumeKey(k.frame, round(k.db + makeup, 3)) for k in self.keys)
+        return keys, AutomationRecord(
+            keys=len(keys), tolerance_db=KEY_TOLERANCE_DB, makeup_db=makeup,
+            played_integrated_lufs=round(m.integrated_lufs + makeup, 3),
+            played_true_peak_dbtp=round(m.true_peak_dbtp + makeup, 3))
 
     def record(self, alternative_wav: Path, alternative_track: str,
-               alternative_lufs: float) -> DuckingRecord:
+               alternative_lufs: float, automation: AutomationRecord) -> DuckingRecord:
         """What the manifest keeps (docs/manifest.md ``ducking``)."""
         p = self.params
         return DuckingRecord(
@@ -114,7 +150,19 @@ class Ducked:
             threshold_db=p.threshold_db, attack_ms=p.attack_ms, release_ms=p.release_ms,
             hold_ms=p.hold_ms, alternative_wav=str(alternative_wav),
             alternative_track=alternative_track,
-            alternative_integrated_lufs=round(alternative_lufs, 3))
+            alternative_integrated_lufs=round(alternative_lufs, 3), automation=automation)
+
+
+class AutomationRecord(BaseModel):
+    """``ducking.automation``: the ducking as volume keys on the unducked score (FCP 7 XML and
+    FCPX place that instead of the ducked WAV). ``makeup_db`` is in every key; ``played_*`` is
+    what the unducked WAV times the keys measures (the keys' loudness as an NLE plays them)."""
+
+    keys: int
+    tolerance_db: float
+    makeup_db: float
+    played_integrated_lufs: float
+    played_true_peak_dbtp: float
 
 
 class DuckingRecord(BaseModel):
@@ -129,10 +177,12 @@ class DuckingRecord(BaseModel):
     release_ms: float
     hold_ms: float
     loudness: str = ("the ducked score is normalised as delivered; the unducked alternative is "
-                     "normalised on its own")
+                     "normalised on its own; its volume keys add make-up gain so that what plays "
+                     "meets the target as far as the true-peak ceiling allows")
     alternative_wav: str
     alternative_track: str
     alternative_integrated_lufs: float
+    automation: AutomationRecord
 
 
 def duck_music(edit: LoadedEdit, plan: ScorePlan, music: np.ndarray,
@@ -149,5 +199,6 @@ def duck_music(edit: LoadedEdit, plan: ScorePlan, music: np.ndarray,
     n = music.shape[0]
     dialogue = np.pad(dialogue[:n], ((0, max(0, n - dialogue.shape[0])), (0, 0)))
     params = duck_params(settings)
-    ducked, _gain, report = duck(music, dialogue, params, sample_rate)
-    return Ducked(ducked, report, tuple(tracks), params)
+    ducked, gain, report = duck(music, dialogue, params, sample_rate)
+    keys = volume_keys(gain, plan.fraction_rate, sample_rate, tolerance_db=KEY_TOLERANCE_DB)
+    return Ducked(ducked, report, tuple(tracks), params, keys)

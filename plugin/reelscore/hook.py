@@ -114,7 +114,8 @@ HOOK_KEYS: dict[str, str] = {
     "regenerate_trimmed": "true: with previous, generate trimmed scenes afresh",
     "draft_plan": "true: the service's free plan endpoint drafts the styles (method compose)",
     # --duck (issue 15)
-    "duck": "true: duck the score under the dialogue (the unducked score stays beside it, muted)",
+    "duck": "true: duck the score under the dialogue (the unducked score stays beside it, muted; "
+            "in FCP 7 XML it is placed with the ducking as volume keys instead)",
     "dialogue_track": "audio track(s) driving duck, names or numbers (list, or comma-separated; default DIA, DX, Dialogue, VO)",
     "duck_threshold": "dialogue level that ducks (dBFS, default -40)",
     "duck_attack": "ms to full depth after speech starts (default 50)",

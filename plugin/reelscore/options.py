@@ -65,7 +65,7 @@ COMPOSITION = typer.Option(None, "--composition", help="plan: write the composit
 BRIEF = typer.Option(None, "--brief", help="per-scene brief for --method compose (CSV or TOML: scene or record timecode -> styles, name)")
 DRAFT_PLAN = typer.Option(None, "--draft-plan/--no-draft-plan", help="with --method compose: the service's free plan endpoint drafts the styles from the cut's plan; names and durations stay the cut's (elevenlabs, mountsea)")
 # --duck (issue 15)
-DUCK = typer.Option(None, "--duck/--no-duck", help="duck the score under the dialogue tracks (the unducked score stays beside it, muted)")
+DUCK = typer.Option(None, "--duck/--no-duck", help="duck the score under the dialogue tracks (the unducked score stays beside it, muted; in FCP 7 XML and FCPX it is placed with the ducking as volume keys instead)")
 DIALOGUE_TRACK = typer.Option(None, "--dialogue-track", help="audio track driving --duck, by name or number (A1 = 1; repeatable; default: the tracks named DIA, DX, Dialogue or VO)")
 DUCK_THRESHOLD = typer.Option(None, "--duck-threshold", help="dialogue level that ducks (dBFS RMS over 10 ms, default -40)")
 DUCK_ATTACK = typer.Option(None, "--duck-attack", help="ms to reach the full depth after speech starts (default 50)")

@@ -42,6 +42,7 @@ from reelscore.wavfile import read_wav, write_wav
 from reelscore.writeback import (
     ScoreMark,
     ScoreMedia,
+    VolumeAutomation,
     add_score_tracks,
     verify_written,
     write_edit,
@@ -191,7 +192,8 @@ def finish(
     media = [ScoreMedia(music_wav, settings.track_name, f"{settings.track_name} - reelscore",
                         provenance)]
     if ducked is not None:
-        media.append(_unducked_alternative(unducked, ducked, job, name, settings, provenance))
+        media.append(_unducked_alternative(unducked, ducked, job, name, settings, provenance,
+                                           plan))
         outputs_alt: Path | None = media[-1].path
     else:
         outputs_alt = None
@@ -221,7 +223,7 @@ def finish(
     outputs: dict[str, Any] = {"music_wav": str(music_wav),
                                "sfx_wav": str(sfx_wav) if sfx_wav else None}
     if output_path is not None and ducked is not None:
-        _note_alternative(output_path, progress)
+        _note_alternative(output_path, media[1], progress)
     if output_path is not None:
         progress.stage("write")
         outputs["edit_adapter"] = write_edit(scored, output_path)
@@ -241,27 +243,42 @@ def finish(
 
 
 def _unducked_alternative(music: np.ndarray, ducked: Ducked, job: Job, name: str,
-                          settings: ScoreSettings, provenance: dict[str, Any]) -> ScoreMedia:
+                          settings: ScoreSettings, provenance: dict[str, Any],
+                          plan: ScorePlan) -> ScoreMedia:
     """The score without the ducking, normalised on its own (what a run without --duck
-    delivers), written beside the ducked one and placed as a muted track; recorded in the
-    manifest's ``ducking``."""
+    delivers), written beside the ducked one and placed as a muted track carrying the ducking
+    as volume keys (placed instead of the ducked score where the format carries keys);
+    recorded in the manifest's ``ducking``."""
     normalised, report = loudness.normalise(music, SAMPLE_RATE, target_lufs=settings.target_lufs,
                                             true_peak_dbtp=settings.true_peak)
     path = job.audio_dir / f"{name}.score-unducked.wav"
     write_wav(path, normalised, SAMPLE_RATE, bits=settings.wav_bits)
     track = f"{settings.track_name} (unducked)"
-    job.set("ducking", ducked.record(path, track, report.after.integrated_lufs)
+    keys, automation = ducked.automation(  # scales *normalised* in place: written above
+        normalised, plan.fraction_rate, target_lufs=settings.target_lufs,
+        ceiling_dbtp=settings.true_peak, sample_rate=SAMPLE_RATE)
+    job.set("ducking", ducked.record(path, track, report.after.integrated_lufs, automation)
             .model_dump(mode="json"))
     return ScoreMedia(path, track, f"{settings.track_name} unducked - reelscore",
-                      {**provenance, "alternative": "unducked"}, enabled=False)
+                      {**provenance, "alternative": "unducked"}, enabled=False,
+                      automation=VolumeAutomation(settings.track_name, automation.makeup_db, keys))
 
 
-def _note_alternative(output_path: Path, progress: ProgressSink) -> None:
-    """Formats whose writers drop a track's mute get no unducked track (it would play)."""
+def _note_alternative(output_path: Path, alternative: ScoreMedia, progress: ProgressSink) -> None:
+    """Say where the unducked score went: with the ducking as keys in its place (FCP 7 XML,
+    FCPX), muted beside the ducked one (.otio/.otioz), or to the job folder only (formats whose
+    writers drop a track's mute: it would play)."""
     from reelscore.writeback import adapter_for_output
+    from reelscore.writeback.automation import carries_automation
     from reelscore.writeback.score_track import ADAPTER_LABELS, KEEPS_MUTED_TRACKS
 
     adapter = adapter_for_output(output_path)
-    if adapter not in KEEPS_MUTED_TRACKS:
-        progress.note(f"{ADAPTER_LABELS.get(adapter, adapter)} cannot hold a muted track: the "
-                      "unducked score is in the job folder only (ducking.alternative_wav)")
+    label = ADAPTER_LABELS.get(adapter, adapter)
+    auto = alternative.automation
+    if auto is not None and carries_automation(adapter, post_write=True):
+        progress.note(f"{label}: the ducking is written as {len(auto.keys)} volume keys on the "
+                      f"unducked score (make-up {auto.makeup_db:+.2f} dB in every key), placed "
+                      "instead of the ducked WAV, which stays in the job folder")
+    elif adapter not in KEEPS_MUTED_TRACKS:
+        progress.note(f"{label} cannot hold a muted track: the unducked score is in the job "
+                      "folder only (ducking.alternative_wav)")

@@ -27,6 +27,10 @@ its editors expect (:func:`~reelscore.writeback.prepare.prepared_for_adapter`):
            timecode, ``* FROM CLIP:`` plain path, ``* LOC:`` per scene)
 ========== ============================================================================
 
+With ``--duck`` the score is ducked under the dialogue; FCP 7 XML and FCPX instead get the
+unducked score with the ducking as volume keys the editor can move
+(:mod:`~reelscore.writeback.automation`).
+
 A format that cannot hold the edit fails with an :class:`~reelscore.errors.OutputError` naming
 the limitation and the clip, and leaves nothing at the output path: refused up front where the
 writer would silently write it wrong (:func:`check_writable`), explained after the fact where the
@@ -37,6 +41,7 @@ provenance (docs/formats.md has the per-format table).
 Everything is written atomically and never over an existing file unless asked.
 """
 
+from reelscore.writeback.automation import VolumeAutomation
 from reelscore.writeback.limits import check_writable, write_failure
 from reelscore.writeback.prepare import prepared_for_adapter
 from reelscore.writeback.score_track import (
@@ -68,6 +73,7 @@ __all__ = [
     "URL_FORMS",
     "ScoreMark",
     "ScoreMedia",
+    "VolumeAutomation",
     "adapter_for_output",
     "add_score_tracks",
     "check_output_path",

@@ -19,6 +19,7 @@ from opentimelineio import opentime
 from reelscore.errors import OutputError
 from reelscore.timecode import rt_frames
 from reelscore.timeline import normalise, timeline_rate
+from reelscore.writeback.automation import carries_automation, place_automation
 from reelscore.writeback.score_track import (
     KEEPS_MUTED_TRACKS,
     META,
@@ -34,6 +35,7 @@ from reelscore.writeback.score_track import (
 
 def prepared_for_adapter(
     timeline: otio.schema.Timeline, adapter: str, *, form: str | None = None,
+    post_write: bool = False,
 ) -> otio.schema.Timeline:
     """A copy of a scored *timeline* as *adapter* should write it (see the package docstring).
 
@@ -42,10 +44,16 @@ def prepared_for_adapter(
     there, a missing start becomes 0 for FCP 7 XML and clips without a source range get their
     media's range (which is what no source range means). For ``cmx_3600`` the result is the score
     track alone, placed at its record timecode. *form* overrides the media URL form.
+
+    With ``--duck``, a format that carries volume keys gets the unducked score with them in place
+    of the ducked one (:mod:`reelscore.writeback.automation`); *post_write*: the caller adds
+    the keys the writer cannot write (FCPX) to the written file itself.
     """
     if adapter == "cmx_3600":
         return _score_edl_timeline(timeline)
     prepared: otio.schema.Timeline = copy.deepcopy(timeline)
+    if carries_automation(adapter, post_write=post_write):
+        place_automation(prepared, adapter)
     if adapter not in KEEPS_MUTED_TRACKS:  # its writer would make a muted track play
         for track in [t for t in prepared.tracks if is_muted_score_track(t)]:
             prepared.tracks.remove(track)
@@ -117,7 +125,9 @@ def _fcp_xml_provenance(clip: otio.schema.Clip, _ref: otio.schema.ExternalRefere
     """Becomes <comments><mastercomment1>... in the clipitem (shown by Premiere/FCP 7)."""
     lines = _provenance_lines(meta)
     comments = {f"mastercomment{i}": line for i, line in enumerate(lines[:4], 1)}
-    clip.metadata["fcp_xml"] = {"comments": comments}
+    # kept beside what is there already (the Audio Levels keys of an automated clip)
+    clip.metadata["fcp_xml"] = {**plain_metadata(clip.metadata.get("fcp_xml", {})),
+                                "comments": comments}
 
 
 def _aaf_provenance(clip: otio.schema.Clip, _ref: otio.schema.ExternalReference,

@@ -8,6 +8,7 @@ unchanged. ``KEEPS`` says what each format keeps (docs/formats.md has the full t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import zipfile
 from collections.abc import Callable
@@ -23,6 +24,14 @@ from reelscore.fsutil import sha256_file
 from reelscore.plan import ScorePlan
 from reelscore.timecode import frames_to_tc, is_drop_frame_rate, rt_frames
 from reelscore.timeline import normalise
+from reelscore.volume_keys import VolumeKey
+from reelscore.writeback.automation import (
+    VolumeAutomation,
+    carries_automation,
+    fcp7_keys,
+    fcpx_keys,
+    place_automation,
+)
 from reelscore.writeback.score_track import (
     ADAPTER_ERRORS,
     KEEPS_MUTED_TRACKS,
@@ -63,12 +72,18 @@ class ExpectedScore:
     duration: int  # frames
     markers: tuple[int, ...]  # record frames of the scene markers
     job_id: str
+    keys: tuple[VolumeKey, ...] | None = None  # --duck's volume keys, where the format has them
 
 
 def expected_scores(scored: otio.schema.Timeline, adapter: str = "otio_json",
                     ) -> tuple[Fraction, int, list[ExpectedScore]]:
     """(rate, record frame of the timeline start, score clips) of a scored timeline, as
-    *adapter* writes it (muted score tracks only where the writer keeps them muted)."""
+    *adapter* writes it (muted score tracks only where the writer keeps them muted; the unducked
+    score with its volume keys where the format carries them, as :func:`write_edit` writes it)."""
+    automation = carries_automation(adapter, post_write=True)
+    if automation:
+        scored = copy.deepcopy(scored)
+        place_automation(scored, adapter)
     loaded = normalise(scored)
     rate = loaded.rate
     out: list[ExpectedScore] = []
@@ -83,9 +98,11 @@ def expected_scores(scored: otio.schema.Timeline, adapter: str = "otio_json",
         ref = clip.media_reference
         url = ref.target_url if isinstance(ref, otio.schema.ExternalReference) else ""
         meta = plain_metadata(clip.metadata.get(META, {}))
+        auto = VolumeAutomation.of(clip) if automation else None
         out.append(ExpectedScore(clip.name, track.name, media_path(url).absolute(), record,
                                  rt_frames(stack.duration, rate), markers,
-                                 str(meta.get("job_id", ""))))
+                                 str(meta.get("job_id", "")),
+                                 auto.keys if auto is not None else None))
     return rate, loaded.start_frame, out
 
 
@@ -205,11 +222,17 @@ def verify_written(
             raise fail(f"finds no reelscore provenance (job {exp.job_id}) on {clip.name!r}")
         if adapter == "otioz":
             _check_bundled(path, exp.media, fail)
+        if exp.keys is not None:
+            got = fcp7_keys(clip) if adapter == "fcp_xml" else fcpx_keys(path, exp.media, rate)
+            if got is None or not _same_keys(got, exp.keys):
+                raise fail(f"finds {len(got or ())} volume keys on {clip.name!r}, not the "
+                           f"{len(exp.keys)} of the ducking")
         report.append({
             "clip": clip.name, "record_in": frames_to_tc(record, rate, drop_frame=drop),
             "record_out": frames_to_tc(record + duration, rate, drop_frame=drop), "frames": duration,
             "media": clip.media_reference.target_url, "markers": len(got_markers),
             "provenance": bool(provenance),
+            **({"volume_keys": len(exp.keys)} if exp.keys is not None else {}),
         })
     written_tracks = [t for t in scored.tracks if not is_score_track(t)]
     if keeps["tracks"]:
@@ -225,6 +248,12 @@ def verify_written(
         "tracks": {"original": len(written_tracks) if adapter != "cmx_3600" else 0,
                    "read_back": len(tl.tracks)},
     }
+
+
+def _same_keys(got: tuple[VolumeKey, ...], want: tuple[VolumeKey, ...]) -> bool:
+    """Same frames, levels within what the formats' decimals keep (5-digit gain, 0.01 dB)."""
+    return len(got) == len(want) and all(
+        g.frame == w.frame and abs(g.db - w.db) <= 0.01 for g, w in zip(got, want, strict=True))
 
 
 def _stable_json(obj: otio.core.SerializableObject) -> str:

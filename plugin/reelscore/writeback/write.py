@@ -31,6 +31,7 @@ from reelscore.fsutil import atomic_output
 from reelscore.plan import ScorePlan
 from reelscore.timecode import is_drop_frame_rate
 from reelscore.timeline import LoadedEdit, timeline_rate
+from reelscore.writeback.automation import AUTOMATION_KEY, VolumeAutomation, add_fcpx_volume
 from reelscore.writeback.limits import check_writable, write_failure
 from reelscore.writeback.prepare import prepared_for_adapter
 from reelscore.writeback.score_track import (
@@ -56,6 +57,7 @@ class ScoreMedia:
     clip_name: str
     metadata: dict[str, Any]
     enabled: bool = True  # False: placed muted (the unducked alternative of --duck)
+    automation: VolumeAutomation | None = None  # --duck's keys, where a format carries them
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ def add_score_tracks(
             source_range=opentime.TimeRange(at(0), at(duration)),
         )
         clip.metadata[META] = dict(item.metadata)
+        if item.automation is not None:
+            clip.metadata[META][AUTOMATION_KEY] = item.automation.to_metadata()
         if markers:
             for mark in (marks if marks is not None else scene_marks(plan)):
                 clip.markers.append(otio.schema.Marker(
@@ -161,7 +165,7 @@ def write_edit(timeline: otio.schema.Timeline, path: Path, **adapter_args: Any) 
     nothing is left at *path* then.
     """
     adapter = adapter_for_output(path)
-    prepared = prepared_for_adapter(timeline, adapter)
+    prepared = prepared_for_adapter(timeline, adapter, post_write=True)
     check_writable(prepared, adapter)
     args = dict(adapter_args)
     if adapter == "AAF":
@@ -175,6 +179,10 @@ def write_edit(timeline: otio.schema.Timeline, path: Path, **adapter_args: Any) 
             elif adapter == "cmx_3600":
                 text = otio.adapters.write_to_string(prepared, adapter_name=adapter, **args)
                 tmp.write_text(_with_fcm(text, timeline_rate(prepared)), encoding="utf-8")
+            elif adapter == "fcpx_xml" and (automated := _automated(prepared)):
+                text = otio.adapters.write_to_string(prepared, adapter_name=adapter, **args)
+                tmp.write_text(add_fcpx_volume(text, automated, timeline_rate(prepared)),
+                               encoding="utf-8")
             elif adapter == "otio_json":
                 # OTIO's C++ file writer ignores write errors (a full disk gives a short file
                 # that would replace the earlier output); Python's write reports them.
@@ -190,6 +198,16 @@ def write_edit(timeline: otio.schema.Timeline, path: Path, **adapter_args: Any) 
             # keeps the earlier file.
             raise write_failure(prepared, adapter, exc) from exc
     return adapter
+
+
+def _automated(timeline: otio.schema.Timeline) -> list[tuple[Path, VolumeAutomation]]:
+    """The score clips placed with volume keys, by media file."""
+    out: list[tuple[Path, VolumeAutomation]] = []
+    for _track, clip in score_clips(timeline):
+        auto = VolumeAutomation.of(clip)
+        if auto is not None and isinstance(clip.media_reference, otio.schema.ExternalReference):
+            out.append((media_path(clip.media_reference.target_url), auto))
+    return out
 
 
 def score_media_paths(timeline: otio.schema.Timeline) -> list[Path]:
