@@ -3,16 +3,18 @@
     reelscore score INPUT -o OUTPUT [options]   score an edit file
     reelscore plan INPUT [options]              print the plan (no rendering, no network)
     reelscore batch EDIT... -o OUTDIR           score many edits at once (or --jobs FILE)
-    reelscore cuesheet JOB [-o cues.xlsx]        the music cue sheet of a job (CSV or XLSX)
-    reelscore sheet JOB [-o sheet.png]           the score sheet picture of a job (PNG/SVG)
-    reelscore report JOB [-o report.html]        the job's self-contained HTML report
+    reelscore cuesheet JOB [-o cues.xlsx]       the music cue sheet of a job (CSV or XLSX)
+    reelscore sheet JOB [-o sheet.png]          the score sheet picture of a job (PNG/SVG)
+    reelscore report JOB [-o report.html]       the job's self-contained HTML report
     reelscore preview EDIT -o review.mp4        the review movie of a scored edit
     reelscore demo [DIR]                        make a demo cut with generated media and score it
+    reelscore doctor                            check ffmpeg, keys, the uploader, OTIO, Resolve
     reelscore resolve ...                       DaVinci Resolve (install the menu script, score)
 
-This module holds ``score``, ``plan``, ``demo``, ``doctor`` and ``version``; it mounts ``batch``
+This module holds ``score``, ``plan`` and ``version``; it mounts ``batch``
 (:mod:`reelscore.batch_cli`), the job reports ``cuesheet``/``sheet``/``report``/``preview``
-(:mod:`reelscore.reports_cli`) and ``resolve`` (:mod:`reelscore.resolve.cli`).
+(:mod:`reelscore.reports_cli`), ``demo``/``doctor`` (:mod:`reelscore.tools_cli`) and
+``resolve`` (:mod:`reelscore.resolve.cli`).
 
 Errors print one line that says what to do (tracebacks only with --debug); exit codes follow
 :mod:`reelscore.errors`.
@@ -23,21 +25,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from reelscore import options as opt
-from reelscore import reports_cli
+from reelscore import reports_cli, tools_cli
 from reelscore._version import __version__
 from reelscore.batch_cli import batch as batch_command
-from reelscore.console import RichProgress, err, out, run_command
+from reelscore.console import RichProgress, err, out, run_command, score_summary_table
 from reelscore.resolve.cli import app as resolve_app
 
 if TYPE_CHECKING:
     from reelscore.pipeline import StopAfter
-    from reelscore.plan import ScorePlan
     from reelscore.providers import ProviderConfig
     from reelscore.settings import BuiltSettings, ScoreSettings
 
@@ -51,21 +51,6 @@ app = typer.Typer(
 )
 app.add_typer(resolve_app, name="resolve", help="DaVinci Resolve: menu scripts and scoring")
 app.command(name="batch")(batch_command)
-
-
-def _summary_table(summary: dict[str, Any], plan: ScorePlan) -> Table:
-    table = Table(title="reelscore summary", show_header=True, header_style="bold")
-    table.add_column("request")
-    table.add_column("record in-out")
-    table.add_column("videos", justify="right")
-    table.add_column("seconds", justify="right")
-    table.add_column("drift (frames)", justify="right")
-    drifts = summary.get("drift_frames", [])
-    for i, req in enumerate(plan.requests):
-        secs = req.range.duration / float(plan.fraction_rate)
-        table.add_row(req.id, f"{req.range.record_in}-{req.range.record_out}", str(len(req.videos)),
-                      f"{secs:.2f}", f"{drifts[i]:+.2f}" if i < len(drifts) else "-")
-    return table
 
 
 def _show_plan(input: Path, settings: ScoreSettings, *, as_json: bool,
@@ -265,7 +250,7 @@ def score(
         if as_json:
             out.print_json(json.dumps({**result.summary, "manifest": str(result.manifest_path)}))
             return
-        out.print(_summary_table(result.summary, result.plan))
+        out.print(score_summary_table(result.summary, result.plan))
         s = result.summary
         out.print(f"score: {s['integrated_lufs']:.2f} LUFS, true peak {s['true_peak_dbtp']:.2f} "
                   f"dBTP{' (limiter used)' if s['limiter'] else ''}; {s['scenes']} scene(s), "
@@ -382,84 +367,10 @@ def plan(
     run_command(debug, body)
 
 
-@app.command()
-def demo(
-    folder: Path = typer.Argument(Path("reelscore-demo"), help="where to make the demo"),
-    seed: int = typer.Option(7, "--seed"),
-    force: bool = typer.Option(False, "--force", help="replace an earlier demo in FOLDER"),
-    debug: bool = opt.DEBUG,
-) -> None:
-    """Make a short demo cut with generated media in FOLDER and score it (offline engine)."""
+# ------------------------------- mounted here, not at the top: --help lists commands in this order
 
-    def body() -> None:
-        from reelscore.demo import run_demo
-
-        with RichProgress(err) as progress:
-            result = run_demo(folder, seed=seed, force=force, progress=progress)
-        out.print(_summary_table(result.summary, result.plan))
-        s = result.summary
-        out.print(f"demo scored: {s['scenes']} scenes, {s['integrated_lufs']:.2f} LUFS, true peak "
-                  f"{s['true_peak_dbtp']:.2f} dBTP")
-        out.print(f"edit:  {folder / 'demo_cut.otio'}")
-        out.print(f"score: {result.output_path}  (music: {result.music_wav})")
-
-    run_command(debug, body)
-
-
-@app.command()
-def doctor(
-    config: Path | None = opt.CONFIG,
-    profile: str | None = opt.PROFILE,
-    provider: str | None = opt.PROVIDER,
-    base_url: str | None = opt.BASE_URL,
-    online: bool = typer.Option(False, "--online", help="one free authenticated call to the "
-                                "chosen service: does the key have music access?"),
-    resolve: bool = typer.Option(False, "--resolve", help="also connect to a running Resolve"),
-    as_json: bool = opt.JSON,
-    debug: bool = opt.DEBUG,
-) -> None:
-    """Check ffmpeg, keys, the uploader, the OTIO plugin, Resolve and the configuration.
-
-    Exits 1 when a check that the chosen provider needs fails. Keys are shown by where they
-    were found, never by value."""
-
-    def body() -> None:
-        from rich.markup import escape
-
-        from reelscore.config import load_config
-        from reelscore.doctor import render_table, run_doctor
-        from reelscore.settings import build_settings, front_end_values
-
-        effective = load_config(config, profile)
-        values = front_end_values("flag", provider=provider, base_url=base_url)
-        built = build_settings(effective, values, load_key=False)
-        report = run_doctor(effective, built.settings.provider, built.provider_config,
-                            online=online, resolve=resolve)
-        if as_json:
-            out.print_json(json.dumps(report.to_dict()))
-        else:
-            table = Table(title=f"reelscore doctor (provider {report.provider})",
-                          header_style="bold")
-            for column in ("check", "status", "detail", "fix"):
-                table.add_column(column, overflow="fold")
-            for row in render_table(report):
-                table.add_row(*(escape(cell) for cell in row))
-            out.print(table)
-            if report.config:
-                conf = Table(title="configuration", header_style="bold")
-                for column in ("key", "value", "from"):
-                    conf.add_column(column, overflow="fold")
-                for value in report.config:
-                    conf.add_row(escape(value.key), escape(value.value), escape(value.source))
-                out.print(conf)
-        if not report.ok:
-            raise typer.Exit(1)
-
-    run_command(debug, body)
-
-
-# ------------------------------------------------------------------- reports (issue 16)
-
+app.command(name="demo")(tools_cli.demo)
+app.command(name="doctor")(tools_cli.doctor)
 app.command(name="cuesheet")(reports_cli.cuesheet)
 app.command(name="sheet")(reports_cli.sheet)
 app.command(name="report")(reports_cli.report)
