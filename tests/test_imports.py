@@ -5,7 +5,7 @@ Read from the source with ``ast`` (nothing is imported), so a violation names th
 1. Nothing imports the package root for a name (``from reelscore import __version__``); the root
    only re-exports the public API for users.
 2. The core never imports a front end; front ends never import each other (the ``reelscore`` CLI
-   may mount the Resolve sub-commands, nothing else).
+   mounts only what ``FRONT_END_ALLOWED`` lists: Resolve, batch, the job reports, demo/doctor).
 3. The pure modules (whose docstrings are the spec) import no ffmpeg, network or pipeline code.
 4. Only ``ffmpeg_cli`` (and ``signals``, which kills child process groups) runs processes; only
    ``render`` builds commands with ffmpeg-python.
@@ -23,12 +23,12 @@ PKG = ROOT / "plugin" / "reelscore"
 FRONT_ENDS = {
     "reelscore.cli", "reelscore.console", "reelscore.hook", "reelscore.demo",
     "reelscore.resolve.cli", "reelscore.resolve.dialog", "reelscore.__main__",
-    "reelscore.batch_cli",
+    "reelscore.batch_cli", "reelscore.reports_cli", "reelscore.tools_cli",
 }
 # front end -> the front ends it may import
 FRONT_END_ALLOWED = {
-    "reelscore.cli": {"reelscore.console", "reelscore.resolve.cli", "reelscore.demo",
-                      "reelscore.batch_cli"},
+    "reelscore.cli": {"reelscore.console", "reelscore.resolve.cli", "reelscore.batch_cli",
+                      "reelscore.reports_cli", "reelscore.tools_cli"},
     "reelscore.resolve.cli": {"reelscore.console"},
     "reelscore.resolve.dialog": set(),
     "reelscore.hook": set(),
@@ -36,6 +36,8 @@ FRONT_END_ALLOWED = {
     "reelscore.console": set(),
     "reelscore.__main__": {"reelscore.cli"},
     "reelscore.batch_cli": {"reelscore.console"},
+    "reelscore.reports_cli": {"reelscore.console"},
+    "reelscore.tools_cli": {"reelscore.console", "reelscore.demo"},  # `reelscore demo` runs it
 }
 PURE = {"reelscore.picture", "reelscore.scenes", "reelscore.plan", "reelscore.limits",
         "reelscore.timecode", "reelscore.describe", "reelscore.errors", "reelscore._version",

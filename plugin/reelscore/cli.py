@@ -3,11 +3,18 @@
     reelscore score INPUT -o OUTPUT [options]   score an edit file
     reelscore plan INPUT [options]              print the plan (no rendering, no network)
     reelscore batch EDIT... -o OUTDIR           score many edits at once (or --jobs FILE)
-    reelscore cuesheet JOB [-o cues.xlsx]        the music cue sheet of a job (CSV or XLSX)
-    reelscore sheet JOB [-o sheet.png]           the score sheet picture of a job (PNG/SVG)
-    reelscore report JOB [-o report.html]        the job's self-contained HTML report
+    reelscore cuesheet JOB [-o cues.xlsx]       the music cue sheet of a job (CSV or XLSX)
+    reelscore sheet JOB [-o sheet.png]          the score sheet picture of a job (PNG/SVG)
+    reelscore report JOB [-o report.html]       the job's self-contained HTML report
+    reelscore preview EDIT -o review.mp4        the review movie of a scored edit
     reelscore demo [DIR]                        make a demo cut with generated media and score it
+    reelscore doctor                            check ffmpeg, keys, the uploader, OTIO, Resolve
     reelscore resolve ...                       DaVinci Resolve (install the menu script, score)
+
+This module holds ``score``, ``plan`` and ``version``; it mounts ``batch``
+(:mod:`reelscore.batch_cli`), the job reports ``cuesheet``/``sheet``/``report``/``preview``
+(:mod:`reelscore.reports_cli`), ``demo``/``doctor`` (:mod:`reelscore.tools_cli`) and
+``resolve`` (:mod:`reelscore.resolve.cli`).
 
 Errors print one line that says what to do (tracebacks only with --debug); exit codes follow
 :mod:`reelscore.errors`.
@@ -18,20 +25,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from reelscore import options as opt
+from reelscore import reports_cli, tools_cli
 from reelscore._version import __version__
 from reelscore.batch_cli import batch as batch_command
-from reelscore.console import RichProgress, err, out, run_command
+from reelscore.console import RichProgress, err, out, run_command, score_summary_table
 from reelscore.resolve.cli import app as resolve_app
 
 if TYPE_CHECKING:
     from reelscore.pipeline import StopAfter
-    from reelscore.plan import ScorePlan
     from reelscore.providers import ProviderConfig
     from reelscore.settings import BuiltSettings, ScoreSettings
 
@@ -45,21 +51,6 @@ app = typer.Typer(
 )
 app.add_typer(resolve_app, name="resolve", help="DaVinci Resolve: menu scripts and scoring")
 app.command(name="batch")(batch_command)
-
-
-def _summary_table(summary: dict[str, Any], plan: ScorePlan) -> Table:
-    table = Table(title="reelscore summary", show_header=True, header_style="bold")
-    table.add_column("request")
-    table.add_column("record in-out")
-    table.add_column("videos", justify="right")
-    table.add_column("seconds", justify="right")
-    table.add_column("drift (frames)", justify="right")
-    drifts = summary.get("drift_frames", [])
-    for i, req in enumerate(plan.requests):
-        secs = req.range.duration / float(plan.fraction_rate)
-        table.add_row(req.id, f"{req.range.record_in}-{req.range.record_out}", str(len(req.videos)),
-                      f"{secs:.2f}", f"{drifts[i]:+.2f}" if i < len(drifts) else "-")
-    return table
 
 
 def _show_plan(input: Path, settings: ScoreSettings, *, as_json: bool,
@@ -259,7 +250,7 @@ def score(
         if as_json:
             out.print_json(json.dumps({**result.summary, "manifest": str(result.manifest_path)}))
             return
-        out.print(_summary_table(result.summary, result.plan))
+        out.print(score_summary_table(result.summary, result.plan))
         s = result.summary
         out.print(f"score: {s['integrated_lufs']:.2f} LUFS, true peak {s['true_peak_dbtp']:.2f} "
                   f"dBTP{' (limiter used)' if s['limiter'] else ''}; {s['scenes']} scene(s), "
@@ -376,221 +367,14 @@ def plan(
     run_command(debug, body)
 
 
-@app.command()
-def demo(
-    folder: Path = typer.Argument(Path("reelscore-demo"), help="where to make the demo"),
-    seed: int = typer.Option(7, "--seed"),
-    force: bool = typer.Option(False, "--force", help="replace an earlier demo in FOLDER"),
-    debug: bool = opt.DEBUG,
-) -> None:
-    """Make a short demo cut with generated media in FOLDER and score it (offline engine)."""
+# ------------------------------- mounted here, not at the top: --help lists commands in this order
 
-    def body() -> None:
-        from reelscore.demo import run_demo
-
-        with RichProgress(err) as progress:
-            result = run_demo(folder, seed=seed, force=force, progress=progress)
-        out.print(_summary_table(result.summary, result.plan))
-        s = result.summary
-        out.print(f"demo scored: {s['scenes']} scenes, {s['integrated_lufs']:.2f} LUFS, true peak "
-                  f"{s['true_peak_dbtp']:.2f} dBTP")
-        out.print(f"edit:  {folder / 'demo_cut.otio'}")
-        out.print(f"score: {result.output_path}  (music: {result.music_wav})")
-
-    run_command(debug, body)
-
-
-@app.command()
-def doctor(
-    config: Path | None = opt.CONFIG,
-    profile: str | None = opt.PROFILE,
-    provider: str | None = opt.PROVIDER,
-    base_url: str | None = opt.BASE_URL,
-    online: bool = typer.Option(False, "--online", help="one free authenticated call to the "
-                                "chosen service: does the key have music access?"),
-    resolve: bool = typer.Option(False, "--resolve", help="also connect to a running Resolve"),
-    as_json: bool = opt.JSON,
-    debug: bool = opt.DEBUG,
-) -> None:
-    """Check ffmpeg, keys, the uploader, the OTIO plugin, Resolve and the configuration.
-
-    Exits 1 when a check that the chosen provider needs fails. Keys are shown by where they
-    were found, never by value."""
-
-    def body() -> None:
-        from rich.markup import escape
-
-        from reelscore.config import load_config
-        from reelscore.doctor import render_table, run_doctor
-        from reelscore.settings import build_settings, front_end_values
-
-        effective = load_config(config, profile)
-        values = front_end_values("flag", provider=provider, base_url=base_url)
-        built = build_settings(effective, values, load_key=False)
-        report = run_doctor(effective, built.settings.provider, built.provider_config,
-                            online=online, resolve=resolve)
-        if as_json:
-            out.print_json(json.dumps(report.to_dict()))
-        else:
-            table = Table(title=f"reelscore doctor (provider {report.provider})",
-                          header_style="bold")
-            for column in ("check", "status", "detail", "fix"):
-                table.add_column(column, overflow="fold")
-            for row in render_table(report):
-                table.add_row(*(escape(cell) for cell in row))
-            out.print(table)
-            if report.config:
-                conf = Table(title="configuration", header_style="bold")
-                for column in ("key", "value", "from"):
-                    conf.add_column(column, overflow="fold")
-                for value in report.config:
-                    conf.add_row(escape(value.key), escape(value.value), escape(value.source))
-                out.print(conf)
-        if not report.ok:
-            raise typer.Exit(1)
-
-    run_command(debug, body)
-
-
-# ------------------------------------------------------------------- reports (issue 16)
-
-
-@app.command()
-def cuesheet(
-    job: Path = typer.Argument(..., help="job folder (the run's --work-dir) or the scored edit"),
-    output: Path | None = typer.Option(None, "-o", "--output",
-                                       help="cues.csv or cues.xlsx: the extension picks the "
-                                       "format (default: both, in the job folder)"),
-    usage: str | None = typer.Option(None, "--usage", help="cue usage code: BI (background "
-                                     "instrumental, default), BV, VI, VV, MT, ET"),
-    composer: str | None = typer.Option(None, "--composer", help="over [cuesheet] composer"),
-    publisher: str | None = typer.Option(None, "--publisher", help="over [cuesheet] publisher"),
-    programme: str | None = typer.Option(None, "--programme", help="over [cuesheet] programme"),
-    episode: str | None = typer.Option(None, "--episode", help="over [cuesheet] episode"),
-    config: Path | None = opt.CONFIG,
-    profile: str | None = opt.PROFILE,
-    debug: bool = opt.DEBUG,
-) -> None:
-    """Write the music cue sheet of a scored (or interrupted) job as CSV and/or XLSX."""
-
-    def body() -> None:
-        from reelscore.config import CueSheetSection, load_config
-        from reelscore.errors import InputError
-        from reelscore.reports.cuesheet import (
-            CUES_NAME,
-            build_cues,
-            check_usage,
-            fields_of,
-            write_cuesheet,
-        )
-        from reelscore.reports.jobfolder import read_job_folder
-        from reelscore.reports.xlsx import CUES_XLSX, write_cuesheet_xlsx
-        from reelscore.settings import cuesheet_section
-
-        if output is not None and output.suffix.lower() not in (".csv", ".xlsx"):
-            raise InputError(f"-o {output}: the cue sheet is written as .csv or .xlsx",
-                             hint="name the output cues.csv or cues.xlsx (no -o: both, in the "
-                             "job folder)")
-        if usage is not None:
-            check_usage(usage)
-        folder = read_job_folder(job)
-        configured = cuesheet_section(load_config(config, profile).values())
-        flags = CueSheetSection(composer=composer, publisher=publisher, programme=programme,
-                                episode=episode)
-        fields = fields_of(folder, configured).model_copy(
-            update=flags.model_dump(exclude_none=True))
-        cues = build_cues(folder, fields, usage=usage)
-        if output is None:
-            targets = [write_cuesheet(cues, folder.dir / CUES_NAME),
-                       write_cuesheet_xlsx(folder, cues, folder.dir / CUES_XLSX)]
-        elif output.suffix.lower() == ".xlsx":
-            targets = [write_cuesheet_xlsx(folder, cues, output)]
-        else:
-            targets = [write_cuesheet(cues, output)]
-        for line in folder.missing:
-            err.print(f"note: missing {line}")
-        out.print(f"wrote {' and '.join(map(str, targets))}: {len(cues)} cue(s)")
-        for cue in cues:
-            out.print(f"  {cue.cue}  {cue.record_in}-{cue.record_out}  {cue.duration}  "
-                      f"{cue.usage}  {cue.title}")
-
-    run_command(debug, body)
-
-
-@app.command()
-def sheet(
-    job: Path = typer.Argument(..., help="job folder (the run's --work-dir) or the scored edit"),
-    output: Path | None = typer.Option(None, "-o", "--output", help="sheet.png or sheet.svg "
-                                       "(default: both, in the job folder)"),
-    debug: bool = opt.DEBUG,
-) -> None:
-    """Draw the score sheet of a job: scenes, thumbnails, waveform, loudness, timecode."""
-
-    def body() -> None:
-        from reelscore.errors import InputError
-        from reelscore.reports.jobfolder import read_job_folder
-        from reelscore.reports.sheet import SHEET_PNG, SHEET_SVG, write_sheet
-
-        folder = read_job_folder(job)
-        if output is None:
-            written = write_sheet(folder, folder.dir / SHEET_SVG, folder.dir / SHEET_PNG)
-        elif output.suffix.lower() in (".png", ".svg"):
-            png = output.suffix.lower() == ".png"
-            written = write_sheet(folder, None if png else output, output if png else None)
-        else:
-            raise InputError(f"-o {output}: the score sheet is written as .png or .svg",
-                             hint="name the output sheet.png or sheet.svg")
-        for path in written:
-            out.print(f"wrote {path}")
-
-    run_command(debug, body)
-
-
-@app.command()
-def report(
-    job: Path = typer.Argument(..., help="job folder (the run's --work-dir) or the scored edit"),
-    output: Path | None = typer.Option(None, "-o", "--output",
-                                       help="HTML to write (default: report.html in the job folder)"),
-    debug: bool = opt.DEBUG,
-) -> None:
-    """Write the job's self-contained HTML report (also for an interrupted run)."""
-
-    def body() -> None:
-        from reelscore.reports.html import REPORT_NAME, write_report
-        from reelscore.reports.jobfolder import read_job_folder
-
-        folder = read_job_folder(job)
-        path = write_report(folder, output or folder.dir / REPORT_NAME)
-        out.print(f"wrote {path}" + (f" ({len(folder.missing)} thing(s) missing: an "
-                                     "interrupted run)" if folder.missing else ""))
-
-    run_command(debug, body)
-
-
-@app.command()
-def preview(
-    edit: Path = typer.Argument(..., help="an edit `reelscore score` wrote (its job folder beside it)"),
-    output: Path = typer.Option(..., "-o", "--output", help="review movie to write (.mp4, H.264/AAC)"),
-    score_level: float = opt.SCORE_LEVEL,
-    force: bool = typer.Option(False, "--force", help="replace an existing OUTPUT"),
-    reference: Path | None = typer.Option(None, "--reference", help="take the picture from this flattened movie of the cut (default: the job's rendered clips, else the run's own --reference)"),
-    reference_start: str | None = opt.REFERENCE_START,
-    media_root: list[Path] | None = opt.MEDIA_ROOT,
-    debug: bool = opt.DEBUG,
-) -> None:
-    """Write a review movie of a scored edit: picture, the edit's sound and the score, with
-    burnt-in record timecode and scene numbers."""
-
-    def body() -> None:
-        from reelscore.preview import write_preview
-
-        result = write_preview(edit, output, score_level_db=score_level, force=force,
-                               reference=reference, reference_start=reference_start,
-                               media_roots=media_root or [])
-        out.print(f"wrote {result.path}: {result.frames} frames, {result.record_in}-"
-                  f"{result.record_out}, score at {result.score_level_db:+.1f} dB")
-
-    run_command(debug, body)
+app.command(name="demo")(tools_cli.demo)
+app.command(name="doctor")(tools_cli.doctor)
+app.command(name="cuesheet")(reports_cli.cuesheet)
+app.command(name="sheet")(reports_cli.sheet)
+app.command(name="report")(reports_cli.report)
+app.command(name="preview")(reports_cli.preview)
 
 
 @app.command()

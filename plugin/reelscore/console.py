@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -36,6 +36,7 @@ from reelscore.settings import RequestState
 
 if TYPE_CHECKING:
     from reelscore.batch import ItemResult, ItemStatus
+    from reelscore.plan import ScorePlan
 
 err = Console(stderr=True, highlight=False)  # progress, notes, errors
 out = Console(highlight=False)  # results (tables, JSON)
@@ -202,4 +203,20 @@ def summary_table(results: Sequence[ItemResult]) -> Table:
         table.add_row(r.name, r.outcome, r.stage, "" if r.requests is None else str(r.requests),
                       "" if r.integrated_lufs is None else f"{r.integrated_lufs:.2f}",
                       f"{r.seconds:.1f}", first_line)
+    return table
+
+
+def score_summary_table(summary: dict[str, Any], plan: ScorePlan) -> Table:
+    """A score's summary (``score`` and ``demo``): one row per request with its drift."""
+    table = Table(title="reelscore summary", show_header=True, header_style="bold")
+    table.add_column("request")
+    table.add_column("record in-out")
+    table.add_column("videos", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_column("drift (frames)", justify="right")
+    drifts = summary.get("drift_frames", [])
+    for i, req in enumerate(plan.requests):
+        secs = req.range.duration / float(plan.fraction_rate)
+        table.add_row(req.id, f"{req.range.record_in}-{req.range.record_out}", str(len(req.videos)),
+                      f"{secs:.2f}", f"{drifts[i]:+.2f}" if i < len(drifts) else "-")
     return table
