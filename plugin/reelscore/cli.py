@@ -1,7 +1,7 @@
 """The ``reelscore`` command line: parse options into settings (a plan), then execute it.
 
     reelscore score INPUT -o OUTPUT [options]   score an edit file
-    reelscore plan INPUT [options]              print the plan (no rendering, no network)
+    reelscore plan INPUT [options]              print the plan (no rendering; no network but --draft-plan)
     reelscore batch EDIT... -o OUTDIR           score many edits at once (or --jobs FILE)
     reelscore cuesheet JOB [-o cues.xlsx]       the music cue sheet of a job (CSV or XLSX)
     reelscore sheet JOB [-o sheet.png]          the score sheet picture of a job (PNG/SVG)
