@@ -325,3 +325,31 @@ def test_batch_duck_writes_the_keys_into_each_fcp7_edit(tmp_path: Path, dx_edit:
     depth = min(db for _t, db in keys) - max(db for _t, db in keys)
     assert depth == pytest.approx(-8, abs=0.01)
     assert edit.read_text().count("audiolevels") == 0  # the edit read in is untouched
+
+
+def test_preview_of_a_keyed_fcp7_edit_plays_the_score_once(tmp_path: Path,
+                                                           dx_edit: Path) -> None:
+    """FCP 7 XML keeps no track metadata: ``reelscore preview`` finds the score track by its
+    media (the job's WAVs) and leaves it out of the edit's own sound, so the movie carries the
+    delivered score once, and only the DX when the score is turned down."""
+    from reelscore.ffmpeg_cli import decode_audio
+
+    out = tmp_path / "scored.xml"
+    proc = _score(tmp_path, dx_edit, out, "--duck")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(Path(json.loads(proc.stdout)["manifest"]).read_text())
+    ducked, _ = read_wav(Path(manifest["outputs"]["music_wav"]))
+    env = _env(tmp_path)
+    movies = {}
+    for level in ("0", "-90"):
+        movie = tmp_path / f"review{level}.mp4"
+        run = subprocess.run([sys.executable, "-m", "reelscore", "preview", str(out), "-o",
+                              str(movie), "--score-level", level], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600, check=False)
+        assert run.returncode == 0, run.stderr
+        movies[level] = decode_audio(movie)
+    quiet = (0.2, 1.8)  # before the first burst: the score alone
+    assert _window_db(movies["0"], *quiet) == pytest.approx(_window_db(ducked, *quiet), abs=1.0)
+    assert _window_db(movies["-90"], *quiet) < -60  # no second score among the edit's tracks
+    # the DX burst: a -20 dBFS sine (-23 dB mean square) on both sides at -3 dB (mono rule)
+    assert _window_db(movies["-90"], 2.5, 3.5) == pytest.approx(-26, abs=1.0)

@@ -9,7 +9,8 @@ picture   the job's rendered proxies, in plan order, each without its handle (th
           flattened reference movie of the edit (``--reference``; the run's own reference
           movie is used when it had one), file frame = record frame - its start
 sound     the edit's own audio tracks mixed down over that range (:mod:`reelscore.mixdown`;
-          reelscore's score tracks left out, disabled tracks and clips too) plus the delivered
+          reelscore's score tracks left out -- marked so in .otio, else found by their media,
+          the job's score WAVs -- disabled tracks and clips too) plus the delivered
           score WAV (the ducked one with --duck) at ``score_level`` dB (0 = as delivered), 48 kHz
           stereo, sample-aligned to the picture by :func:`reelscore.conform.frames_to_samples`
 burn-in   record timecode (drop-frame as the plan shows it) and the scene number (``S03``),
@@ -30,6 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import opentimelineio as otio
 
 from reelscore.burnin import burn
 from reelscore.conform import SAMPLE_RATE, frames_to_samples
@@ -40,7 +42,7 @@ from reelscore.mixdown import audio_tracks, mix_edit_audio
 from reelscore.plan import ScorePlan
 from reelscore.reports.jobfolder import JobFolder, read_job_folder
 from reelscore.timecode import frames_to_tc
-from reelscore.timeline import LoadedEdit, MediaResolver, load_edit
+from reelscore.timeline import LoadedEdit, MediaResolver, load_edit, url_to_path_candidates
 from reelscore.wavfile import read_wav, write_wav
 from reelscore.writeback.score_track import is_score_track, score_clips
 
@@ -57,15 +59,43 @@ class PreviewResult:
 def _scored(edit_path: Path) -> tuple[LoadedEdit, JobFolder, ScorePlan, Path]:
     """The scored edit, its job folder, plan and delivered score; InputError if not scored."""
     loaded = load_edit(edit_path)
-    if not score_clips(loaded.original):
+    try:
+        folder = read_job_folder(edit_path)
+    except JobError:
+        if score_clips(loaded.original):
+            raise
+        folder = None
+    if folder is None or not _score_tracks(loaded, folder):
         raise InputError(f"{str(edit_path)!r} has no reelscore score track: it was not scored "
                          "by reelscore", hint="preview the edit `reelscore score` wrote (-o)")
-    folder = read_job_folder(edit_path)
     if folder.plan is None or folder.music_wav is None:
         raise JobError(f"the job folder {str(folder.dir)!r} of {edit_path.name} lacks "
                        + ("its plan" if folder.plan is None else "the score WAV"),
                        hint="rerun the score (it resumes without paying twice)")
     return loaded, folder, folder.plan, folder.music_wav
+
+
+def _score_tracks(loaded: LoadedEdit, folder: JobFolder) -> set[int]:
+    """The audio tracks (1 = A1) holding reelscore's score: marked so (.otio/.otioz) or, in
+    formats that keep no track metadata (FCP 7 XML, FCPX, AAF, EDL), playing one of the job's
+    score WAVs (the ducked, SFX or unducked-with-keys score)."""
+    wavs = {p.resolve() for p in folder.score_wavs}
+    base = loaded.path.parent if loaded.path is not None else Path.cwd()
+    found: set[int] = set()
+    for i, track in enumerate(loaded.timeline.audio_tracks(), 1):
+        if is_score_track(track):
+            found.add(i)
+            continue
+        for clip in track.find_clips():
+            ref = clip.media_reference
+            if not isinstance(ref, otio.schema.ExternalReference) or not ref.target_url:
+                continue
+            paths = (Path(c) if Path(c).is_absolute() else base / c
+                     for c in url_to_path_candidates(ref.target_url))
+            if any(p.resolve() in wavs for p in paths):
+                found.add(i)
+                break
+    return found
 
 
 def _clip_path(folder: JobFolder, video_id: str) -> Path | None:
@@ -141,11 +171,11 @@ def _picture(folder: JobFolder, plan: ScorePlan, reference: Path | None,
         return [own]
 
 
-def _edit_sound(loaded: LoadedEdit, plan: ScorePlan, media_roots: Sequence[Path]) -> np.ndarray:
+def _edit_sound(loaded: LoadedEdit, folder: JobFolder, plan: ScorePlan,
+                media_roots: Sequence[Path]) -> np.ndarray:
     """The edit's own audio tracks (not reelscore's) mixed over the scored range."""
-    otio_tracks = loaded.timeline.audio_tracks()
-    own = [t.index for t in audio_tracks(loaded)
-           if t.index - 1 < len(otio_tracks) and not is_score_track(otio_tracks[t.index - 1])]
+    scores = _score_tracks(loaded, folder)
+    own = [t.index for t in audio_tracks(loaded) if t.index not in scores]
     n = frames_to_samples(plan.range.duration, plan.fraction_rate)
     if not own:
         return np.zeros((n, 2), dtype=np.float32)
@@ -179,7 +209,7 @@ def write_preview(edit_path: Path, output: Path, *, score_level_db: float = 0.0,
     loaded, folder, plan, score_wav = _scored(edit_path)
     pieces = _picture(folder, plan, reference, reference_start)
     score, _rate = read_wav(score_wav)
-    sound = _edit_sound(loaded, plan, media_roots)
+    sound = _edit_sound(loaded, folder, plan, media_roots)
     n = sound.shape[0]
     score = np.pad(score[:n], ((0, max(0, n - score.shape[0])), (0, 0)))
     if score.shape[1] == 1:

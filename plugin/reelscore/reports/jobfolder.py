@@ -61,6 +61,22 @@ class JobFolder:
         return None
 
     @property
+    def score_wavs(self) -> list[Path]:
+        """Every score WAV the run placed or kept to place (music, SFX, ``--duck``'s unducked
+        alternative) that is still there, found like :attr:`music_wav`."""
+        ducking = self.manifest.get("ducking")
+        names = [self.outputs.get("music_wav"), self.outputs.get("sfx_wav"),
+                 ducking.get("alternative_wav") if isinstance(ducking, dict) else None]
+        found: list[Path] = []
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            path = Path(name)
+            found.extend(c for c in (path, self.dir / path, self.dir / "audio" / path.name)
+                         if c.is_file() and c not in found)
+        return found
+
+    @property
     def title(self) -> str:
         """The programme's name: ``[cuesheet] programme``, else the timeline's name."""
         cuesheet = self.settings.get("cuesheet")
