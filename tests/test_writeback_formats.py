@@ -248,6 +248,25 @@ def test_drop_frame_edl_record_timecode(tmp_path):
     verify_written(out, scored, plan)
 
 
+def test_drop_frame_edl_locators_are_read_back(tmp_path):
+    """The cmx reader skips ``* LOC:`` lines with ';': verification reads them itself, so a
+    scene marker a frame off at 29.97 DF is caught (labels across a dropped minute)."""
+    rate = Fraction(30000, 1001)
+    _, plan, scored, _wav = make_scored(tmp_path, rate=rate, start_frame=107892 + 1770,
+                                       range_in=None, range_out=None)
+    out = tmp_path / "scored.edl"
+    write_edit(scored, out)
+    text = out.read_text()
+    locs = [ln.split()[2] for ln in text.splitlines() if ln.startswith("* LOC:")]
+    assert locs == [s.range.record_in for s in plan.scenes] and ";" in locs[0]
+    report = verify_written(out, scored, plan)
+    assert report["score"][0]["markers"] == len(plan.scenes)
+    shifted = locs[-1][:-2] + f"{int(locs[-1][-2:]) + 1:02d}"
+    out.write_text(text.replace(f"LOC: {locs[-1]}", f"LOC: {shifted}"))
+    with pytest.raises(OutputError, match="LOC markers"):
+        verify_written(out, scored, plan)
+
+
 def test_edl_input_record_start_moves_to_the_xml_sequence_timecode(tmp_path, samples_dir):
     loaded = load_edit(samples_dir / "screening_example.edl", rate=Fraction(24))
     plan = plan_edit(loaded, ScoreSettings(range_out="00:59:57:11"), check_media=False).plan

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import opentimelineio as otio
 from reelscore.errors import OutputError
 from reelscore.fsutil import sha256_file
 from reelscore.plan import ScorePlan
-from reelscore.timecode import frames_to_tc, is_drop_frame_rate, rt_frames
+from reelscore.timecode import frames_to_tc, is_drop_frame_rate, rt_frames, tc_to_frames
 from reelscore.timeline import normalise
 from reelscore.volume_keys import VolumeKey
 from reelscore.writeback.automation import (
@@ -205,8 +206,13 @@ def verify_written(
         if keeps["track_name"] and track.name != exp.track_name:
             raise fail(f"names the score track {track.name!r}, not {exp.track_name!r}")
         got_markers: tuple[int, ...] = ()
-        # The cmx reader parses LOC timecodes with ':' only; at 29.97/59.94 DF they carry ';'.
-        if keeps["markers"] and not (adapter == "cmx_3600" and is_drop_frame_rate(rate)):
+        if keeps["markers"] and adapter == "cmx_3600" and is_drop_frame_rate(rate):
+            # The cmx reader skips LOC timecodes with ';' (29.97/59.94 DF): read them here.
+            got_markers = _edl_locators(path, rate)
+            if sorted(got_markers) != sorted(exp.markers):
+                raise fail(f"finds LOC markers at {[frames_to_tc(f, rate, drop_frame=True) for f in got_markers]}, "
+                           f"not {[frames_to_tc(f, rate, drop_frame=True) for f in exp.markers]}")
+        elif keeps["markers"]:
             if adapter == "cmx_3600":  # LOC: record timecode kept as the marker's position
                 got_markers = tuple(rt_frames(m.marked_range.start_time, loaded.rate)
                                     for m in clip.markers)
@@ -248,6 +254,19 @@ def verify_written(
         "tracks": {"original": len(written_tracks) if adapter != "cmx_3600" else 0,
                    "read_back": len(tl.tracks)},
     }
+
+
+def _edl_locators(path: Path, rate: Fraction) -> tuple[int, ...]:
+    """Record frames of the ``* LOC:`` lines of a written EDL (drop-frame labels included)."""
+    out: list[int] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = _LOC.match(line)
+        if m:
+            out.append(tc_to_frames(m.group(1), rate, drop_frame=";" in m.group(1)))
+    return tuple(out)
+
+
+_LOC = re.compile(r"^\*\s*LOC:\s*(\d\d:\d\d:\d\d[:;]\d\d)\b")
 
 
 def _same_keys(got: tuple[VolumeKey, ...], want: tuple[VolumeKey, ...]) -> bool:
