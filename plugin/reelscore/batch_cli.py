@@ -10,7 +10,7 @@ when some failed, 9 when all failed (:mod:`reelscore.errors`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -29,51 +29,14 @@ OPENJD = typer.Option(None, "--openjd", help="write an Open Job Description temp
 FORCE = typer.Option(False, "--force", help="replace existing outputs that were not finished by this batch's settings")
 
 
+@opt.with_settings(opt.SCORING, opt.FILES)
 def batch(
     edits: list[Path] | None = EDITS,
     outdir: Path = OUTDIR,
     jobs: Path | None = JOBS,
     config: Path | None = opt.CONFIG,
     profile: str | None = opt.PROFILE,
-    provider: str | None = opt.PROVIDER,
-    base_url: str | None = opt.BASE_URL,
-    scenes: str | None = opt.SCENES,
-    scene_track: int | None = opt.SCENE_TRACK,
-    min_scene: float | None = opt.MIN_SCENE,
-    rate: str | None = opt.RATE,
-    media_root: list[Path] | None = opt.MEDIA_ROOT,
-    timecode: str | None = opt.TIMECODE,
-    description: str | None = opt.DESCRIPTION,
-    tag: list[str] | None = opt.TAG,
-    model: str | None = opt.MODEL,
-    output_format: str | None = opt.OUTPUT_FORMAT,
-    seed: int | None = opt.SEED,
-    sign_c2pa: bool | None = opt.SIGN_C2PA,
-    add_sfx: bool | None = opt.ADD_SFX,
-    separate_tracks: bool | None = opt.SEPARATE_TRACKS,
-    use_audio_as_reference: bool | None = opt.USE_AUDIO,
-    loudness: str | None = opt.LOUDNESS,
-    target_lufs: float | None = opt.TARGET_LUFS,
-    true_peak: float | None = opt.TRUE_PEAK,
-    track_name: str | None = opt.TRACK_NAME,
-    markers: bool | None = opt.MARKERS,
-    duck: bool | None = opt.DUCK,
-    dialogue_track: list[str] | None = opt.DIALOGUE_TRACK,
-    duck_threshold: float | None = opt.DUCK_THRESHOLD,
-    duck_attack: float | None = opt.DUCK_ATTACK,
-    duck_release: float | None = opt.DUCK_RELEASE,
-    duck_hold: float | None = opt.DUCK_HOLD,
-    duck_depth: float | None = opt.DUCK_DEPTH,
     force: bool = FORCE,
-    resubmit: bool | None = opt.RESUBMIT,
-    workers: int | None = opt.WORKERS,
-    concurrency: int | None = opt.CONCURRENCY,
-    connect_timeout: float | None = opt.CONNECT_TIMEOUT,
-    read_timeout: float | None = opt.READ_TIMEOUT,
-    max_retries: int | None = opt.MAX_RETRIES,
-    allow_insecure: bool | None = opt.ALLOW_INSECURE,
-    allow_remote_media: bool | None = opt.ALLOW_REMOTE_MEDIA,
-    method: str | None = opt.METHOD,
     stop_after: str | None = opt.STOP_AFTER,
     only: list[str] | None = ONLY,
     openjd: Path | None = OPENJD,
@@ -81,6 +44,8 @@ def batch(
     path_map: list[str] | None = opt.PATH_MAP,
     as_json: bool = opt.JSON,
     debug: bool = opt.DEBUG,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Score many edits at once: WORKERS edits render side by side (one clip each), and every
     request of the batch shares one service budget (--concurrency). A rerun skips finished edits
@@ -89,21 +54,9 @@ def batch(
     def body() -> None:
         from reelscore.settings import front_end_values
 
-        values = front_end_values(
-            "flag", provider=provider, base_url=base_url, scenes=scenes, scene_track=scene_track,
-            min_scene=min_scene, rate=rate, media_roots=media_root, timecode=timecode,
-            description=description, tags=tag, model=model, output_format=output_format,
-            seed=seed, sign_c2pa=sign_c2pa, add_sfx=add_sfx, separate_tracks=separate_tracks,
-            use_audio_as_reference=use_audio_as_reference, loudness=loudness,
-            target_lufs=target_lufs, true_peak=true_peak, track_name=track_name,
-            markers=markers, resubmit=resubmit, concurrency=concurrency,
-            connect_timeout=connect_timeout, read_timeout=read_timeout, max_retries=max_retries,
-            allow_insecure=allow_insecure, allow_remote_media=allow_remote_media, method=method,
-            path_map=path_map, duck=duck, dialogue_track=dialogue_track,
-            duck_threshold=duck_threshold, duck_attack=duck_attack, duck_release=duck_release,
-            duck_hold=duck_hold, duck_depth=duck_depth)
+        values = front_end_values("flag", **flags, path_map=path_map)
         _run(edits or [], outdir, jobs, values, config=config, profile=profile, force=force,
-             workers=workers, stop_after=stop_after, only=only or [], openjd=openjd,
+             workers=flags["workers"], stop_after=stop_after, only=only or [], openjd=openjd,
              as_json=as_json, scheduler=scheduler)
 
     run_command(debug, body)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -123,67 +123,25 @@ def _range(range_: tuple[str, str] | None) -> dict[str, str | None]:
 
 
 @app.command()
+@opt.with_settings(opt.SCORING, opt.COMPOSE, opt.RECUT, opt.FILES)
 def score(
     input: Path = typer.Argument(..., help="edit file: .otio .otioz .edl .xml .fcpxml .aaf"),
     output: Path = typer.Option(..., "-o", "--output", help="scored edit; format from the extension"),
     config: Path | None = opt.CONFIG,
     profile: str | None = opt.PROFILE,
-    provider: str | None = opt.PROVIDER,
-    base_url: str | None = opt.BASE_URL,
     work_dir: Path | None = typer.Option(None, "--work-dir", help="job folder (default: OUTPUT.reelscore/ beside the output)"),
-    scenes: str | None = opt.SCENES,
-    scene_track: int | None = opt.SCENE_TRACK,
-    min_scene: float | None = opt.MIN_SCENE,
     range_: tuple[str, str] | None = opt.RANGE,
-    rate: str | None = opt.RATE,
-    media_root: list[Path] | None = opt.MEDIA_ROOT,
-    timecode: str | None = opt.TIMECODE,
-    description: str | None = opt.DESCRIPTION,
-    tag: list[str] | None = opt.TAG,
-    model: str | None = opt.MODEL,
-    output_format: str | None = opt.OUTPUT_FORMAT,
-    seed: int | None = opt.SEED,
-    sign_c2pa: bool | None = opt.SIGN_C2PA,
-    add_sfx: bool | None = opt.ADD_SFX,
-    separate_tracks: bool | None = opt.SEPARATE_TRACKS,
-    use_audio_as_reference: bool | None = opt.USE_AUDIO,
-    loudness: str | None = opt.LOUDNESS,
-    target_lufs: float | None = opt.TARGET_LUFS,
-    true_peak: float | None = opt.TRUE_PEAK,
-    track_name: str | None = opt.TRACK_NAME,
-    markers: bool | None = opt.MARKERS,
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and stop"),
     force: bool = typer.Option(False, "--force", help="replace an existing OUTPUT"),
-    resubmit: bool | None = opt.RESUBMIT,
-    workers: int | None = opt.WORKERS,
-    concurrency: int | None = opt.CONCURRENCY,
-    connect_timeout: float | None = opt.CONNECT_TIMEOUT,
-    read_timeout: float | None = opt.READ_TIMEOUT,
-    max_retries: int | None = opt.MAX_RETRIES,
-    allow_insecure: bool | None = opt.ALLOW_INSECURE,
-    allow_remote_media: bool | None = opt.ALLOW_REMOTE_MEDIA,
     as_json: bool = opt.JSON,
     reference: Path | None = opt.REFERENCE,
     reference_start: str | None = opt.REFERENCE_START,
-    method: str | None = opt.METHOD,
-    composition: Path | None = opt.COMPOSITION,
-    brief: Path | None = opt.BRIEF,
-    draft_plan: bool | None = opt.DRAFT_PLAN,
-    # recut
-    previous: Path | None = opt.PREVIOUS,
-    regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
-    # --duck, --preview (issue 15)
-    duck: bool | None = opt.DUCK,
-    dialogue_track: list[str] | None = opt.DIALOGUE_TRACK,
-    duck_threshold: float | None = opt.DUCK_THRESHOLD,
-    duck_attack: float | None = opt.DUCK_ATTACK,
-    duck_release: float | None = opt.DUCK_RELEASE,
-    duck_hold: float | None = opt.DUCK_HOLD,
-    duck_depth: float | None = opt.DUCK_DEPTH,
     preview_movie: Path | None = typer.Option(None, "--preview", help="also write a review movie (H.264/AAC .mp4: picture, the edit's sound and the score, burnt-in timecode)"),
     score_level: float = opt.SCORE_LEVEL,
     stop_after: str | None = opt.STOP_AFTER,
     debug: bool = opt.DEBUG,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Score an edit file and write it back with a new, frame-exact music track."""
 
@@ -194,23 +152,8 @@ def score(
 
         stage = parse_stop_after(stop_after)
 
-        values = front_end_values(
-            "flag", provider=provider, base_url=base_url, scenes=scenes, scene_track=scene_track,
-            min_scene=min_scene, **_range(range_), rate=rate, media_roots=media_root,
-            timecode=timecode, description=description, tags=tag, model=model,
-            output_format=output_format, seed=seed, sign_c2pa=sign_c2pa, add_sfx=add_sfx,
-            separate_tracks=separate_tracks, use_audio_as_reference=use_audio_as_reference,
-            loudness=loudness, target_lufs=target_lufs, true_peak=true_peak,
-            track_name=track_name, markers=markers, resubmit=resubmit, workers=workers,
-            concurrency=concurrency, connect_timeout=connect_timeout, read_timeout=read_timeout,
-            max_retries=max_retries, allow_insecure=allow_insecure,
-            allow_remote_media=allow_remote_media, reference=reference,
-            reference_start=reference_start,
-            method=method, composition=composition, brief=brief, draft_plan=draft_plan,
-            previous=previous, regenerate_trimmed=regenerate_trimmed,
-            duck=duck, dialogue_track=dialogue_track, duck_threshold=duck_threshold,
-            duck_attack=duck_attack, duck_release=duck_release, duck_hold=duck_hold,
-            duck_depth=duck_depth)
+        values = front_end_values("flag", **flags, **_range(range_), reference=reference,
+                                  reference_start=reference_start)
         built = build_settings(load_config(config, profile), values,
                                load_key=not dry_run and stage != "render")
         settings = built.settings

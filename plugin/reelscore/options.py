@@ -1,4 +1,4 @@
-"""Command-line options shared by ``reelscore score``/``plan`` and ``reelscore resolve score``.
+"""Command-line options shared by ``reelscore score``/``plan``/``batch`` and ``reelscore resolve score``.
 
 Every option that is also a configuration key defaults to None ("not given"), so the
 configuration files and profiles (:mod:`reelscore.config`) fill in what the command line leaves
@@ -6,6 +6,13 @@ out; the help text names the built-in default.
 """
 
 from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 
@@ -79,3 +86,105 @@ STOP_AFTER = typer.Option(None, "--stop-after", help="render | generate: stop on
 # Dask distributed batches (issue 17, docs/dask.md)
 SCHEDULER = typer.Option(None, "--scheduler", help="run the batch on the Dask cluster at tcp://HOST:8786 (needs reelscore[dask]; config: scheduler)")
 PATH_MAP = typer.Option(None, "--path-map", help="SOURCE=TARGET, repeatable: paths as this machine (or the edit's) sees them -> as the workers see them, e.g. /Volumes/RAID=/mnt/raid (config: path_map)")
+
+
+# ------------------------------------------------------------------ setting options as groups
+
+@dataclass(frozen=True)
+class SettingOption:
+    """A command-line option that is a setting: parameter *name*, its type, the typer option,
+    and *key*, its name in :func:`reelscore.settings.front_end_values`."""
+
+    name: str
+    annotation: Any
+    option: Any
+    key: str
+
+
+def _o(name: str, annotation: Any, option: Any, key: str | None = None) -> SettingOption:
+    return SettingOption(name, annotation, option, key or name)
+
+
+SERVICE = (
+    _o("provider", str | None, PROVIDER), _o("base_url", str | None, BASE_URL),
+    _o("resubmit", bool | None, RESUBMIT), _o("connect_timeout", float | None, CONNECT_TIMEOUT),
+    _o("read_timeout", float | None, READ_TIMEOUT), _o("max_retries", int | None, MAX_RETRIES),
+    _o("allow_insecure", bool | None, ALLOW_INSECURE),
+)
+SCENE_OPTIONS = (
+    _o("scenes", str | None, SCENES), _o("scene_track", int | None, SCENE_TRACK),
+    _o("min_scene", float | None, MIN_SCENE),
+    _o("media_root", list[Path] | None, MEDIA_ROOT, "media_roots"),
+    _o("timecode", str | None, TIMECODE),
+)
+MUSIC = (
+    _o("method", str | None, METHOD), _o("description", str | None, DESCRIPTION),
+    _o("tag", list[str] | None, TAG, "tags"), _o("model", str | None, MODEL),
+    _o("output_format", str | None, OUTPUT_FORMAT), _o("seed", int | None, SEED),
+    _o("sign_c2pa", bool | None, SIGN_C2PA), _o("add_sfx", bool | None, ADD_SFX),
+    _o("separate_tracks", bool | None, SEPARATE_TRACKS),
+    _o("use_audio_as_reference", bool | None, USE_AUDIO),
+)
+DELIVERY = (
+    _o("loudness", str | None, LOUDNESS), _o("target_lufs", float | None, TARGET_LUFS),
+    _o("true_peak", float | None, TRUE_PEAK), _o("track_name", str | None, TRACK_NAME),
+    _o("markers", bool | None, MARKERS),
+)
+WORK = (_o("workers", int | None, WORKERS), _o("concurrency", int | None, CONCURRENCY))
+DUCKING = (
+    _o("duck", bool | None, DUCK), _o("dialogue_track", list[str] | None, DIALOGUE_TRACK),
+    _o("duck_threshold", float | None, DUCK_THRESHOLD),
+    _o("duck_attack", float | None, DUCK_ATTACK), _o("duck_release", float | None, DUCK_RELEASE),
+    _o("duck_hold", float | None, DUCK_HOLD), _o("duck_depth", float | None, DUCK_DEPTH),
+)
+# What ``score``, ``resolve score`` and ``batch`` all take.
+SCORING = SERVICE + SCENE_OPTIONS + MUSIC + DELIVERY + WORK + DUCKING
+# One edit's: compose inputs and a recut (``score`` and ``resolve score``, not ``batch``,
+# whose jobs file carries them per edit).
+COMPOSE = (
+    _o("composition", Path | None, COMPOSITION), _o("brief", Path | None, BRIEF),
+    _o("draft_plan", bool | None, DRAFT_PLAN),
+)
+RECUT = (
+    _o("previous", Path | None, PREVIOUS),
+    _o("regenerate_trimmed", bool | None, REGENERATE_TRIMMED),
+)
+# Edit files (not a live Resolve timeline).
+FILES = (
+    _o("rate", str | None, RATE),
+    _o("allow_remote_media", bool | None, ALLOW_REMOTE_MEDIA),
+)
+
+_Command = TypeVar("_Command", bound=Callable[..., None])
+
+
+def with_settings(*groups: Sequence[SettingOption]) -> Callable[[_Command], _Command]:
+    """Give a typer command the setting options of *groups*, before its ``debug`` option.
+
+    The command declares a keyword-only parameter ``flags`` instead of those options and receives
+    their values (None = not given) in it, keyed as :func:`reelscore.settings.front_end_values`
+    takes them: one list of options serves ``score``, ``resolve score`` and ``batch``.
+    """
+    options = [o for group in groups for o in group]
+
+    def decorate(func: _Command) -> _Command:
+        sig = inspect.signature(func, eval_str=True)  # typer reads these types, not strings
+        own = [p for p in sig.parameters.values() if p.name != "flags"]
+        at = next((i for i, p in enumerate(own) if p.name == "debug"), len(own))
+        added = [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.option,
+                                   annotation=o.annotation) for o in options]
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+        @functools.wraps(func)
+        def command(**given: Any) -> None:
+            values = {o.key: given.pop(o.name) for o in options}
+            func(**given, flags=values)
+
+        command.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=own[:at] + added + own[at:])
+        command.__annotations__ = {
+            **{k: v for k, v in func.__annotations__.items() if k != "flags"},
+            **{o.name: o.annotation for o in options}}
+        return command  # type: ignore[return-value]
+
+    return decorate

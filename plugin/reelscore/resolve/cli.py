@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -68,58 +69,20 @@ def uninstall(
 
 
 @app.command()
+@opt.with_settings(opt.SCORING, opt.COMPOSE, opt.RECUT)
 def score(
     timeline: str | None = typer.Option(None, "--timeline", help="timeline name (default: the current one)"),
     config: Path | None = opt.CONFIG,
     profile: str | None = opt.PROFILE,
-    provider: str | None = opt.PROVIDER,
-    base_url: str | None = opt.BASE_URL,
-    scenes: str | None = opt.SCENES,
-    scene_track: int | None = opt.SCENE_TRACK,
-    min_scene: float | None = opt.MIN_SCENE,
     range_: str = typer.Option("timeline", "--range", help="timeline (whole picture) | marks (in/out marks)"),
     render: str = typer.Option("resolve", "--render", help="resolve (render queue: grades, titles) | ffmpeg (from the media, faster)"),
     render_timeout: float | None = typer.Option(None, "--render-timeout", help="seconds per clip before a Resolve render is abandoned"),
-    media_root: list[Path] | None = opt.MEDIA_ROOT,
-    timecode: str | None = opt.TIMECODE,
-    description: str | None = opt.DESCRIPTION,
-    tag: list[str] | None = opt.TAG,
-    model: str | None = opt.MODEL,
-    output_format: str | None = opt.OUTPUT_FORMAT,
-    seed: int | None = opt.SEED,
-    sign_c2pa: bool | None = opt.SIGN_C2PA,
-    add_sfx: bool | None = opt.ADD_SFX,
-    separate_tracks: bool | None = opt.SEPARATE_TRACKS,
-    use_audio_as_reference: bool | None = opt.USE_AUDIO,
-    loudness: str | None = opt.LOUDNESS,
-    target_lufs: float | None = opt.TARGET_LUFS,
-    true_peak: float | None = opt.TRUE_PEAK,
-    track_name: str | None = opt.TRACK_NAME,
-    markers: bool | None = opt.MARKERS,
     work_dir: Path | None = _WORK_DIR,
     export_check: bool = typer.Option(True, "--export-check/--no-export-check", help="cross-check with Resolve's own OTIO export"),
-    resubmit: bool | None = opt.RESUBMIT,
-    workers: int | None = opt.WORKERS,
-    concurrency: int | None = opt.CONCURRENCY,
-    connect_timeout: float | None = opt.CONNECT_TIMEOUT,
-    read_timeout: float | None = opt.READ_TIMEOUT,
-    max_retries: int | None = opt.MAX_RETRIES,
-    allow_insecure: bool | None = opt.ALLOW_INSECURE,
     as_json: bool = opt.JSON,
-    method: str | None = opt.METHOD,
-    composition: Path | None = opt.COMPOSITION,
-    brief: Path | None = opt.BRIEF,
-    previous: Path | None = opt.PREVIOUS,
-    regenerate_trimmed: bool | None = opt.REGENERATE_TRIMMED,
-    draft_plan: bool | None = opt.DRAFT_PLAN,
-    duck: bool | None = opt.DUCK,
-    dialogue_track: list[str] | None = opt.DIALOGUE_TRACK,
-    duck_threshold: float | None = opt.DUCK_THRESHOLD,
-    duck_attack: float | None = opt.DUCK_ATTACK,
-    duck_release: float | None = opt.DUCK_RELEASE,
-    duck_hold: float | None = opt.DUCK_HOLD,
-    duck_depth: float | None = opt.DUCK_DEPTH,
     debug: bool = opt.DEBUG,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Score the current Resolve timeline and place the music on a new audio track."""
     from reelscore.errors import InputError
@@ -134,21 +97,7 @@ def score(
             raise InputError(f"--range {range_!r}", hint="use --range timeline or --range marks")
         if render not in ("resolve", "ffmpeg"):
             raise InputError(f"--render {render!r}", hint="use --render resolve or --render ffmpeg")
-        values = front_end_values(
-            "flag", provider=provider, base_url=base_url, scenes=scenes, scene_track=scene_track,
-            min_scene=min_scene, media_roots=media_root, timecode=timecode,
-            description=description, tags=tag, model=model, output_format=output_format,
-            seed=seed, sign_c2pa=sign_c2pa, add_sfx=add_sfx, separate_tracks=separate_tracks,
-            use_audio_as_reference=use_audio_as_reference, loudness=loudness,
-            target_lufs=target_lufs, true_peak=true_peak, track_name=track_name,
-            markers=markers, resubmit=resubmit, workers=workers, concurrency=concurrency,
-            connect_timeout=connect_timeout, read_timeout=read_timeout,
-            max_retries=max_retries, allow_insecure=allow_insecure,
-            method=method, composition=composition, brief=brief, draft_plan=draft_plan,
-            previous=previous, regenerate_trimmed=regenerate_trimmed,
-            duck=duck, dialogue_track=dialogue_track, duck_threshold=duck_threshold,
-            duck_attack=duck_attack, duck_release=duck_release, duck_hold=duck_hold,
-            duck_depth=duck_depth)
+        values = front_end_values("flag", **flags)
         built = build_settings(load_config(config, profile), values)
         options = ResolveRunOptions(
             timeline_name=timeline, use_marks=range_ == "marks",
