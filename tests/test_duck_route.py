@@ -150,14 +150,20 @@ def test_hook_duck_writes_fcp7_xml_with_the_ducking_as_level_keys(tmp_path: Path
     assert tl.tracks[-1].name == "DX"  # the edit read in is untouched
 
 
-def test_hook_duck_fcpx_places_the_ducked_score(tmp_path: Path, dx_edit: Path) -> None:
-    """OTIO's FCPX writer has no place for volume keys and the hook cannot add them to its
-    output: the hook's .fcpxml gets the ducked WAV (documented), the CLI's gets the keys."""
+def test_hook_duck_fcpx_gets_the_keys_after_the_write(tmp_path: Path, dx_edit: Path) -> None:
+    """OTIO's FCPX writer has no place for volume keys: the hook hands it the unducked score and
+    its post_adapter_write script (reelscore_keys) adds the keys to the written file."""
     out = tmp_path / "scored.fcpxml"
     _hook(tmp_path, dx_edit, out)
     manifest = json.loads((tmp_path / "job" / "manifest.json").read_text())
-    assert _placed_names(out) == {"dx.wav", Path(manifest["outputs"]["music_wav"]).name}
-    assert "adjust-volume" not in out.read_text()
+    ducking = manifest["ducking"]
+    alt = Path(ducking["alternative_wav"])
+    assert _placed_names(out) == {"dx.wav", alt.name}
+    keys = _fcpx_keys(out, alt.name)
+    assert len(keys) == ducking["automation"]["keys"]
+    unducked, _ = read_wav(alt)
+    _check_ducked(_played(unducked, keys), unducked, -10)
+    assert not list(tmp_path.glob("*.tmp*")) and not list(tmp_path.glob(".*scored*"))
 
 
 @pytest.mark.parametrize("ext", ["xml", "fcpxml"])
@@ -353,3 +359,27 @@ def test_preview_of_a_keyed_fcp7_edit_plays_the_score_once(tmp_path: Path,
     assert _window_db(movies["-90"], *quiet) < -60  # no second score among the edit's tracks
     # the DX burst: a -20 dBFS sine (-23 dB mean square) on both sides at -3 dB (mono rule)
     assert _window_db(movies["-90"], 2.5, 3.5) == pytest.approx(-26, abs=1.0)
+
+
+def test_keys_hook_removes_an_fcpx_file_it_cannot_key(tmp_path: Path) -> None:
+    """A written FCPX file the keys cannot go into would play the unducked score at full level:
+    the after-write hook removes it and fails the conversion with a message naming the file."""
+    from reelscore.hook import keys_hook
+
+    r = float(RATE)
+    rng = opentime.TimeRange(opentime.RationalTime(0, r), opentime.RationalTime(FRAMES, r))
+    clip = otio.schema.Clip(name="Score unducked - reelscore", source_range=rng,
+                            media_reference=otio.schema.ExternalReference(
+                                target_url=(tmp_path / "s.wav").as_uri(), available_range=rng))
+    clip.metadata["reelscore"] = {"volume_automation": {
+        "replaces_track": "Score", "makeup_db": 1.0, "keys": [[0, 1.0], [10, -9.0]]}}
+    track = otio.schema.Track(name="Score", kind=otio.schema.TrackKind.Audio)
+    track.metadata["reelscore"] = {"generated": True}
+    track.append(clip)
+    tl = otio.schema.Timeline(tracks=[track])
+    out = tmp_path / "scored.fcpxml"
+    out.write_text('<?xml version="1.0"?>\n<fcpxml version="1.8"><resources/></fcpxml>\n')
+    with pytest.raises(otio.exceptions.OTIOError, match=r"s\.wav"):
+        keys_hook(tl, {"reelscore.duck": True, "_filepath": str(out)})
+    assert not out.exists()
+    assert keys_hook(tl, {"_filepath": str(out)}) is tl  # no reelscore.* key: nothing done

@@ -68,15 +68,16 @@ def small_timeline(media: Path, *, start_frame: int = 90000) -> otio.schema.Time
 # ------------------------------------------------------------------------------ the package
 
 
-def test_manifest_declares_a_hook_script_and_a_media_linker():
+def test_manifest_declares_two_hook_scripts_and_a_media_linker():
     data = json.loads((PKG / "plugin_manifest.json").read_text("utf-8"))
     assert data["OTIO_SCHEMA"] == "PluginManifest.1"
     assert [(h["OTIO_SCHEMA"], h["name"]) for h in data["hook_scripts"]] == [
-        ("HookScript.1", "reelscore_score")]
+        ("HookScript.1", "reelscore_score"), ("HookScript.1", "reelscore_keys")]
     assert [(m["OTIO_SCHEMA"], m["name"]) for m in data["media_linkers"]] == [
         ("MediaLinker.1", "reelscore_relink")]
-    # Attached to one standard hook only (the one otioconvert runs before writing); no adapters.
-    assert data["hooks"] == {"pre_adapter_write": ["reelscore_score"]}
+    # Attached to the standard hooks otioconvert runs before and after writing; no adapters.
+    assert data["hooks"] == {"pre_adapter_write": ["reelscore_score"],
+                             "post_adapter_write": ["reelscore_keys"]}
     assert "adapters" not in data and "schemadefs" not in data
     for entry in data["hook_scripts"] + data["media_linkers"]:
         path = PKG / entry["filepath"]
@@ -100,6 +101,8 @@ def test_otio_discovers_the_plugin_through_the_entry_point(discovered):
     assert list(otio.hooks.scripts_attached_to("pre_adapter_write")) == ["reelscore_score"]
     for hook in ("post_adapter_read", "post_media_linker", "post_adapter_write"):
         assert "reelscore_score" not in otio.hooks.scripts_attached_to(hook)
+    # after the write: --duck's volume keys into an FCPX file (OTIO's writer has no place)
+    assert list(otio.hooks.scripts_attached_to("post_adapter_write")) == ["reelscore_keys"]
     assert "reelscore_relink" in otio.media_linker.available_media_linker_names()
     assert otio.media_linker.from_name(otio.media_linker.MediaLinkingPolicy.ForceDefaultLinker) is None
     hook = next(h for h in discovered.hook_scripts if h.name == "reelscore_score")
@@ -123,6 +126,7 @@ def test_otiopluginfo_lists_the_plugin():
     assert "reelscore_score" in out and "reelscore_relink" in out
     hooks = out[out.index("\nhooks:"):]
     assert "pre_adapter_write\n    reelscore_score" in hooks
+    assert "post_adapter_write\n    reelscore_keys" in hooks
 
 
 # --------------------------------------------------------------------------------- the hook

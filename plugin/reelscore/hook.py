@@ -1,6 +1,6 @@
 """reelscore as a step in OTIO pipelines: the hook script's and the media linker's logic.
 
-The OTIO plugin package (``otio_adapters/reelscore_otio``) holds two tiny modules that OTIO loads
+The OTIO plugin package (``otio_adapters/reelscore_otio``) holds three tiny modules that OTIO loads
 by path; each only checks whether reelscore was asked for and then calls in here:
 
 ``reelscore_score`` (hook script, attached to ``pre_adapter_write``)
@@ -8,6 +8,10 @@ by path; each only checks whether reelscore was asked for and then calls in here
     adapter, e.g. ``otioconvert -i cut.xml -o scored.otio -H reelscore.provider=local``. Settings
     come from the hook argument map's ``reelscore.*`` keys (:data:`HOOK_KEYS`); without any such
     key the hook returns its input untouched (it never even imports this module).
+
+``reelscore_keys`` (hook script, attached to ``post_adapter_write``)
+    Adds ``--duck``'s volume keys to an FCPX file after OTIO's writer wrote it (that writer has
+    no place for them; :func:`keys_hook`).
 
 ``reelscore_relink`` (media linker, never the default)
     Relinks a clip's media to a file of the same name under the ``media_root`` folders of its
@@ -35,6 +39,7 @@ from opentimelineio.core import SerializableObject
 
 from reelscore.errors import InputError, ReelscoreError
 from reelscore.settings import BuiltSettings
+from reelscore.writeback.automation import POST_WRITTEN_AUTOMATION
 
 if TYPE_CHECKING:
     from reelscore.timeline import MediaResolver
@@ -115,7 +120,7 @@ HOOK_KEYS: dict[str, str] = {
     "draft_plan": "true: the service's free plan endpoint drafts the styles (method compose)",
     # --duck (issue 15)
     "duck": "true: duck the score under the dialogue (the unducked score stays beside it, muted; "
-            "in FCP 7 XML it is placed with the ducking as volume keys instead)",
+            "in FCP 7 XML and FCPX it is placed with the ducking as volume keys instead)",
     "dialogue_track": "audio track(s) driving duck, names or numbers (list, or comma-separated; default DIA, DX, Dialogue, VO)",
     "duck_threshold": "dialogue level that ducks (dBFS, default -40)",
     "duck_attack": "ms to full depth after speech starts (default 50)",
@@ -276,10 +281,38 @@ def _score(in_timeline: SerializableObject, args: dict[str, Any],
         return result.timeline
     # The writing adapter is OTIO's own: an .otioz bundles every file the edit references,
     # so the score keeps an absolute path there ('reelscore score' bundles the WAV alone).
+    # FCPX: the unducked score goes in with its keys in the metadata; reelscore_keys (after the
+    # write) adds them to the file, which OTIO's FCPX writer cannot.
     prepared = prepared_for_adapter(result.timeline, adapter,
-                                    form="url" if adapter == "otioz" else None)
+                                    form="url" if adapter == "otioz" else None,
+                                    post_write=adapter in POST_WRITTEN_AUTOMATION)
     check_writable(prepared, adapter, dry_run=True)
     return prepared
+
+
+def keys_hook(in_timeline: SerializableObject,
+              argument_map: Mapping[str, Any] | None) -> SerializableObject:
+    """After OTIO wrote *in_timeline* (what :func:`score_hook` returned): add ``--duck``'s
+    volume keys to the file where OTIO's writer could not (FCPX). Returns *in_timeline*.
+
+    If that fails the written file is removed: it would play the unducked score at full level.
+    """
+    from reelscore.timeline import timeline_rate
+    from reelscore.writeback import adapter_for_output
+    from reelscore.writeback.automation import write_fcpx_keys
+
+    filepath = (argument_map or {}).get("_filepath")
+    if (not reelscore_args(argument_map) or not filepath
+            or not isinstance(in_timeline, otio.schema.Timeline)):
+        return in_timeline
+    path = Path(str(filepath))
+    try:
+        if adapter_for_output(path) in POST_WRITTEN_AUTOMATION:
+            write_fcpx_keys(path, in_timeline, timeline_rate(in_timeline))
+    except ReelscoreError as exc:
+        path.unlink(missing_ok=True)
+        raise _to_otio_error(exc) from exc
+    return in_timeline
 
 
 # ----------------------------------------------------------------------------- media linker

@@ -14,7 +14,8 @@ FCP 7 XML   an ``Audio Levels`` filter on the clipitem: ``<keyframe><when>`` fra
 FCPX XML    ``<adjust-volume><param name="amount"><keyframeAnimation>`` on the score's
             clip: ``<keyframe time="N/Ds" value="-10dB" curve="linear">`` in the clip's own
             time. OTIO's writer has no place for it: :func:`add_fcpx_volume` adds it to what
-            the writer wrote, so only files reelscore writes itself have it (not the hook's).
+            the writer wrote (``write_edit``; after the OTIO hook's write, the
+            ``post_adapter_write`` hook ``reelscore_keys`` via :func:`write_fcpx_keys`).
 =========== ===========================================================================
 
 Elsewhere the keys stay in the metadata (.otio/.otioz, with the muted alternative track) or
@@ -35,6 +36,7 @@ from typing import Any
 import opentimelineio as otio
 
 from reelscore.errors import OutputError
+from reelscore.fsutil import atomic_output
 from reelscore.volume_keys import VolumeKey
 from reelscore.writeback.score_track import (
     META,
@@ -98,6 +100,16 @@ def place_automation(timeline: otio.schema.Timeline, adapter: str) -> list[otio.
             clip.metadata["fcp_xml"] = fcp
         placed.append(clip)
     return placed
+
+
+def automated_clips(timeline: otio.schema.Timeline) -> list[tuple[Path, VolumeAutomation]]:
+    """The score clips of a prepared *timeline* placed with volume keys, by media file."""
+    out: list[tuple[Path, VolumeAutomation]] = []
+    for _track, clip in score_clips(timeline):
+        auto = VolumeAutomation.of(clip)
+        if auto is not None and isinstance(clip.media_reference, otio.schema.ExternalReference):
+            out.append((media_path(clip.media_reference.target_url), auto))
+    return out
 
 
 # ------------------------------------------------------------------------------------ FCP 7
@@ -198,6 +210,22 @@ def add_fcpx_volume(text: str, automated: Sequence[tuple[Path, VolumeAutomation]
     ET.indent(root, space="    ")
     head = text[: text.index("<fcpxml")]
     return head + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_fcpx_keys(path: Path, timeline: otio.schema.Timeline, rate: Fraction) -> int:
+    """Add the keys of *timeline*'s automated clips to the FCPX file at *path* that OTIO's
+    writer wrote from it, atomically; returns how many clips got keys."""
+    automated = automated_clips(timeline)
+    if not automated:
+        return 0
+    try:
+        text = add_fcpx_volume(path.read_text(encoding="utf-8"), automated, rate)
+    except (OSError, ET.ParseError, ValueError) as exc:
+        raise OutputError(f"cannot add the volume keys to {path.name}: {exc}",
+                          hint="write .xml (FCP 7) or .otio, or report this") from exc
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return len(automated)
 
 
 def fcpx_keys(path: Path, media: Path, rate: Fraction) -> tuple[VolumeKey, ...] | None:

@@ -31,7 +31,12 @@ from reelscore.fsutil import atomic_output
 from reelscore.plan import ScorePlan
 from reelscore.timecode import is_drop_frame_rate
 from reelscore.timeline import LoadedEdit, timeline_rate
-from reelscore.writeback.automation import AUTOMATION_KEY, VolumeAutomation, add_fcpx_volume
+from reelscore.writeback.automation import (
+    AUTOMATION_KEY,
+    VolumeAutomation,
+    add_fcpx_volume,
+    automated_clips,
+)
 from reelscore.writeback.limits import check_writable, write_failure
 from reelscore.writeback.prepare import prepared_for_adapter
 from reelscore.writeback.score_track import (
@@ -179,7 +184,7 @@ def write_edit(timeline: otio.schema.Timeline, path: Path, **adapter_args: Any) 
             elif adapter == "cmx_3600":
                 text = otio.adapters.write_to_string(prepared, adapter_name=adapter, **args)
                 tmp.write_text(_with_fcm(text, timeline_rate(prepared)), encoding="utf-8")
-            elif adapter == "fcpx_xml" and (automated := _automated(prepared)):
+            elif adapter == "fcpx_xml" and (automated := automated_clips(prepared)):
                 text = otio.adapters.write_to_string(prepared, adapter_name=adapter, **args)
                 tmp.write_text(add_fcpx_volume(text, automated, timeline_rate(prepared)),
                                encoding="utf-8")
@@ -198,16 +203,6 @@ def write_edit(timeline: otio.schema.Timeline, path: Path, **adapter_args: Any) 
             # keeps the earlier file.
             raise write_failure(prepared, adapter, exc) from exc
     return adapter
-
-
-def _automated(timeline: otio.schema.Timeline) -> list[tuple[Path, VolumeAutomation]]:
-    """The score clips placed with volume keys, by media file."""
-    out: list[tuple[Path, VolumeAutomation]] = []
-    for _track, clip in score_clips(timeline):
-        auto = VolumeAutomation.of(clip)
-        if auto is not None and isinstance(clip.media_reference, otio.schema.ExternalReference):
-            out.append((media_path(clip.media_reference.target_url), auto))
-    return out
 
 
 def score_media_paths(timeline: otio.schema.Timeline) -> list[Path]:
