@@ -39,8 +39,9 @@ def _dx_wav(path: Path) -> Path:
     return path
 
 
-def _audio_track(name: str, wav: Path, frames: int = FRAMES) -> otio.schema.Track:
-    r = float(RATE)
+def _audio_track(name: str, wav: Path, frames: int = FRAMES,
+                 rate: Fraction = RATE) -> otio.schema.Track:
+    r = float(rate)
     track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Audio)
     track.append(otio.schema.Clip(
         name=wav.stem, media_reference=otio.schema.ExternalReference(
@@ -383,3 +384,48 @@ def test_keys_hook_removes_an_fcpx_file_it_cannot_key(tmp_path: Path) -> None:
         keys_hook(tl, {"reelscore.duck": True, "_filepath": str(out)})
     assert not out.exists()
     assert keys_hook(tl, {"_filepath": str(out)}) is tl  # no reelscore.* key: nothing done
+
+
+def test_keys_at_29_97_drop_frame_sit_on_frames(tmp_path: Path, coded_video) -> None:
+    """FCP 7 XML at 29.97 DF from 01:00:00;00: the keys sit on frames (``<when>`` over an NTSC
+    timebase), each attack starts at the first frame boundary after the speech does, and the
+    level between keys is the side chain's. The same edit bound for .fcpxml (whose writer takes
+    no 29.97) is refused before anything renders."""
+    rate = Fraction(30000, 1001)
+    bursts = [(60, 120), (180, 240)]
+    src = coded_video(frames=300, rate=rate, source_id=42, gop=30)
+    tl = build_timeline([[("clip", src, 42, 0, 300)]], rate, start_frame=107892)  # 01:00:00;00
+    n = int(300 * SR / rate)
+    x = np.random.default_rng(4).normal(0, 1e-4, (n, 1))
+    for a, b in bursts:
+        i, j = int(a * SR / rate), int(b * SR / rate)
+        x[i:j, 0] += 0.1 * np.sin(2 * np.pi * 1000 * np.arange(j - i) / SR)
+    write_wav(tmp_path / "dx.wav", x.astype(np.float32), SR, bits=24)
+    tl.tracks.append(_audio_track("DX", tmp_path / "dx.wav", 300, rate))
+    edit = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(tl, str(edit))
+    refused = _score(tmp_path, edit, tmp_path / "scored.fcpxml", "--duck")
+    assert refused.returncode != 0 and "24, 25, 30, 50 and 60 fps" in refused.stderr
+    assert not list(tmp_path.glob("scored.fcpxml.reelscore/**/*.mp4"))  # nothing rendered
+    out = tmp_path / "scored.xml"
+    proc = _score(tmp_path, edit, out, "--duck")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(Path(json.loads(proc.stdout)["manifest"]).read_text())
+    assert manifest["plan"]["drop_frame"] is True
+    alt = Path(manifest["ducking"]["alternative_wav"])
+    keys = _fcp7_keys(out, alt.name)
+    frames = [t * rate for t, _db in keys]
+    assert all(f.denominator == 1 for f in frames), frames  # on frames of 29.97
+    top = keys[0][1]
+    starts = [int(f) for f, (_t, db), (_t0, before) in zip(frames[1:], keys[1:], keys[:-1],
+                                                             strict=True)
+              if db < top - 1 and before >= top - 1e-3]
+    assert starts == [a + 1 for a, _b in bursts]  # the first frame boundary after speech
+    unducked, _ = read_wav(alt)
+    played = _played(unducked, keys)
+    for a, b in bursts:
+        inside = _window_db(played, float((a + 6) / rate), float((b - 3) / rate)) - \
+            _window_db(unducked, float((a + 6) / rate), float((b - 3) / rate))
+        assert inside == pytest.approx(top - 10, abs=0.1)
+    outside = _window_db(played, 0.2, 1.8) - _window_db(unducked, 0.2, 1.8)
+    assert outside == pytest.approx(top, abs=0.05)

@@ -29,6 +29,7 @@ from reelscore.timeline import load_edit, normalise
 from reelscore.writeback import (
     ScoreMedia,
     add_score_tracks,
+    check_output_format,
     media_url,
     prepared_for_adapter,
     verify_written,
@@ -353,6 +354,18 @@ def test_unwritable_edits_fail_before_writing_and_name_the_limit(tmp_path, ext, 
     assert named in str(info.value)
     assert "write .otio instead" in str(info.value)
     assert not out.exists() and not list(tmp_path.glob(".scored*"))
+
+
+def test_output_format_is_checked_before_rendering(tmp_path):
+    """check_output_format (run after planning, before any render): the writer run on the edit
+    with a stand-in score; nothing is written anywhere."""
+    loaded, plan, _scored, _ = make_scored(tmp_path, rate=Fraction(24000, 1001))
+    with pytest.raises(OutputError, match=r"23\.976 fps") as info:
+        check_output_format(loaded, plan, tmp_path / "scored.fcpxml")
+    assert "write .otio instead" in str(info.value)
+    for ok in ("scored.xml", "scored.otio", "scored.aaf", "scored.edl"):
+        check_output_format(loaded, plan, tmp_path / ok)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job dir"]  # no output, no stand-in
 
 
 def test_unknown_extension_is_refused(tmp_path):

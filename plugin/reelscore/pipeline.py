@@ -54,7 +54,7 @@ from reelscore.steps.planning import PlannedEdit, default_renderer, plan_edit
 from reelscore.steps.rendering import ClipRenderer, render_clips
 from reelscore.timecode import exact_rate
 from reelscore.timeline import LoadedEdit, load_edit, normalise
-from reelscore.writeback import check_output_path
+from reelscore.writeback import check_output_format, check_output_path
 
 StopAfter = Literal["render", "generate"]
 
@@ -225,9 +225,11 @@ def _run(
         from reelscore.recut_update import update_from_previous
 
         progress.stage("plan")
+        planned = plan_edit(loaded, settings, check_media=settings.method != "compose")
+        if output_path is not None:
+            check_output_format(loaded, planned.plan, output_path)
         return update_from_previous(
-            plan_edit(loaded, settings, check_media=settings.method != "compose"),
-            settings.previous, output_path, work_dir, settings,
+            planned, settings.previous, output_path, work_dir, settings,
             generate=_render_and_generate, renderer=renderer, provider=provider,
             provider_config=provider_config, progress=progress)
     job = Job(work_dir)
@@ -237,6 +239,8 @@ def _run(
         compose_mode = settings.method == "compose"  # no clips: the sources need not be online
         planned = plan_edit(loaded, settings, check_media=not compose_mode)
         plan = planned.plan
+        if output_path is not None:  # a writer that cannot hold the edit: before any render
+            check_output_format(loaded, plan, output_path)
         job.set("input", {"path": str(loaded.path) if loaded.path else None,
                           "sha256": sha256_file(loaded.path) if loaded.path and loaded.path.is_file()
                           else None,

@@ -139,6 +139,19 @@ def add_score_tracks(
     return timeline
 
 
+def check_output_format(loaded: LoadedEdit, plan: ScorePlan, path: Path) -> None:
+    """Before any rendering: refuse an output format whose writer cannot hold this edit with its
+    score (FCP 7 and FCPX XML: the writer is run on the edit with a stand-in score track, to a
+    string), so a 29.97 edit bound for .fcpxml stops in seconds, not after the music is paid."""
+    adapter = adapter_for_output(path)
+    if adapter not in ("fcp_xml", "fcpx_xml"):
+        return
+    stand_in = ScoreMedia(path.with_name(f"{path.name}.score.wav"), "Score", "Score - reelscore",
+                          {"job_id": "preflight"})
+    check_writable(prepared_for_adapter(add_score_tracks(loaded, plan, [stand_in]), adapter),
+                   adapter, dry_run=True)
+
+
 def check_output_path(path: Path, *, force: bool, inputs: Sequence[Path] = ()) -> None:
     """Refuse to overwrite an input, or an existing output without --force."""
     resolved = path.absolute()
