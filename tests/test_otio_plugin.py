@@ -194,6 +194,20 @@ def test_hook_in_process_scores_an_otio_write(discovered, tmp_path, coded_video)
     assert [m.name for m in clip.markers] == [f"Scene {i}" for i in range(1, 4)]
 
 
+def test_hook_refuses_an_output_format_before_rendering(discovered, tmp_path, coded_video):
+    """A 29.97 edit bound for .fcpxml (OTIO's FCPX writer takes 24/25/30/50/60 fps only): the
+    hook says so after planning, before a clip is rendered or a request sent."""
+    ntsc = Fraction(30000, 1001)
+    media = coded_video(frames=300, rate=ntsc, source_id=32, gop=30)
+    tl = build_timeline([[("clip", media, 32, 0, 150)]], ntsc, start_frame=107892)
+    out = tmp_path / "scored.fcpxml"
+    with pytest.raises(otio.exceptions.OTIOError, match="50 and 60 fps"):
+        otio.adapters.write_to_file(tl, str(out), hook_function_argument_map={
+            "reelscore.provider": "local", "reelscore.work_dir": str(tmp_path / "job")})
+    assert not out.exists()
+    assert not list((tmp_path / "job").glob("**/*.mp4"))
+
+
 def _moved_edit(tmp_path: Path, coded_video) -> tuple[Path, Path, Path]:
     """An edit whose media were moved after it was cut: relinking needed."""
     src = coded_video(frames=500, rate=R, source_id=31, gop=50)

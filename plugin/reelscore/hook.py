@@ -273,7 +273,7 @@ def _score(in_timeline: SerializableObject, args: dict[str, Any],
                        adapter=_input_adapter(in_timeline, source), rate=rate)
     result = score_timeline(
         loaded, settings, work_dir=work_dir,
-        provider_config=run.built.provider_config,
+        provider_config=run.built.provider_config, written_as=out_path,
     )
     log.info("reelscore: scored %s-%s (%d scene(s)) into %s", result.plan.range.record_in,
              result.plan.range.record_out, len(result.plan.scenes), result.music_wav)

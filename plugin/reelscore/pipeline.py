@@ -172,16 +172,20 @@ def score_timeline(
     source_path: Path | None = None,
     output_path: Path | None = None,
     slots: ServiceSlots | None = None,
+    written_as: Path | None = None,
 ) -> ScoreResult:
     """Score a timeline: returns a scored copy (the input object is never modified).
 
     With *output_path*, the scored edit is also written there (format from the extension).
+    *written_as*: where another writer (the OTIO hook's adapter) will write the result; its
+    format is checked like *output_path*'s, after planning and before any rendering.
     The job folder defaults to ``OUTPUT.reelscore`` beside the output, else
     ``<timeline name>.reelscore`` in the current directory.
     """
     result = _run(timeline, settings, None, work_dir=work_dir, renderer=renderer,
                   provider=provider, provider_config=provider_config, progress=progress,
-                  source_path=source_path, output_path=output_path, slots=slots)
+                  source_path=source_path, output_path=output_path, slots=slots,
+                  written_as=written_as)
     assert isinstance(result, ScoreResult)
     return result
 
@@ -199,8 +203,10 @@ def _run(
     source_path: Path | None,
     output_path: Path | None,
     slots: ServiceSlots | None,
+    written_as: Path | None = None,
 ) -> ScoreResult | StageDone:
     settings = settings or ScoreSettings()
+    written_as = output_path or written_as
     use_audio = bool(settings.generation.use_audio_as_reference)
     check_audio_route(use_audio=use_audio, method=settings.method)  # before any file is written
     if settings.previous is not None and settings.duck:
@@ -226,8 +232,8 @@ def _run(
 
         progress.stage("plan")
         planned = plan_edit(loaded, settings, check_media=settings.method != "compose")
-        if output_path is not None:
-            check_output_format(loaded, planned.plan, output_path)
+        if written_as is not None:
+            check_output_format(loaded, planned.plan, written_as)
         return update_from_previous(
             planned, settings.previous, output_path, work_dir, settings,
             generate=_render_and_generate, renderer=renderer, provider=provider,
@@ -239,8 +245,8 @@ def _run(
         compose_mode = settings.method == "compose"  # no clips: the sources need not be online
         planned = plan_edit(loaded, settings, check_media=not compose_mode)
         plan = planned.plan
-        if output_path is not None:  # a writer that cannot hold the edit: before any render
-            check_output_format(loaded, plan, output_path)
+        if written_as is not None:  # a writer that cannot hold the edit: before any render
+            check_output_format(loaded, plan, written_as)
         job.set("input", {"path": str(loaded.path) if loaded.path else None,
                           "sha256": sha256_file(loaded.path) if loaded.path and loaded.path.is_file()
                           else None,
