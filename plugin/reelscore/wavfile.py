@@ -11,7 +11,8 @@ Audio in memory is float32 shaped ``(frames, channels)`` (conventions in docs/ar
   temporary, for a path that already is one.
 * :func:`parse_wav` reads PCM 16/24/32-bit and float 32/64 WAVs, plain or extensible, walking the
   RIFF chunks with plain reads (no memory map is left on a file that may be rewritten) and
-  tolerating a cut tail. :func:`read_wav` also takes any other audio, decoded by ffmpeg at its own
+  tolerating a cut tail; samples are decoded in blocks of ``CHUNK_FRAMES`` into the one float32
+  array returned. :func:`read_wav` also takes any other audio, decoded by ffmpeg at its own
   rate and channel count.
 """
 
@@ -185,9 +186,18 @@ def parse_wav(path: Path) -> tuple[np.ndarray, int]:
                     frame = bits // 8 * channels
                     if frame <= 0 or bits % 8 or rate <= 0:
                         break
-                    count = min(length, size - body) // frame * frame  # tolerate a cut tail
-                    data = np.fromfile(fh, dtype=np.uint8, count=count)
-                    return _decode_samples(data, tag, bits, path).reshape(-1, channels), rate
+                    frames = min(length, size - body) // frame  # tolerate a cut tail
+                    out = np.empty((frames, channels), dtype=np.float32)
+                    # In blocks: an hour of 24-bit stereo is 1.4 GB as float32; its bytes and
+                    # the int32 step would add 2.3 GB more if decoded at once.
+                    for at in range(0, frames, CHUNK_FRAMES):
+                        take = min(CHUNK_FRAMES, frames - at)
+                        data = np.fromfile(fh, dtype=np.uint8, count=take * frame)
+                        if data.size < take * frame:
+                            raise AudioError(f"{str(path)!r} ended while being read")
+                        out[at:at + take] = _decode_samples(data, tag, bits,
+                                                            path).reshape(-1, channels)
+                    return out, rate
                 pos = body + length + (length & 1)
     except OSError as exc:
         raise AudioError(f"cannot read audio {str(path)!r}: {exc.strerror or exc}") from exc
