@@ -87,6 +87,23 @@ def test_score_drafts_the_styles_and_keeps_the_cut(env: Path, contract: Contract
     assert "reusing 1 drafted plan(s)" in text
 
 
+def test_batch_drafts_with_draft_plan(env: Path, contract: ContractServer) -> None:
+    """``reelscore batch --method compose --draft-plan``: each edit's styles drafted by the
+    free plan endpoint, the cut's names and durations composed."""
+    edit = _edit(env / "cut.otio")
+    code, text = _run("batch", str(edit), "-o", str(env / "out"), *COMPOSE,
+                      "--provider", "elevenlabs", "--base-url", contract.url,
+                      "--description", "tense, dark strings", "--draft-plan")
+    assert code == 0, text
+    assert len(contract.state.requests_to("/v1/music/plan")) == 1
+    [sent] = contract.state.requests_to("/v1/music")
+    chunks = sent.json["composition_plan"]["chunks"]
+    assert [c["duration_ms"] for c in chunks] == [5000, 4000, 6000]
+    assert [c["positive_styles"][0] for c in chunks] == ["drafted 1", "drafted 1", "drafted 2"]
+    [manifest] = (env / "out").glob("*/manifest.json")
+    assert json.loads(manifest.read_text())["composition"]["drafted"]["requests"] == 1
+
+
 def test_draft_plan_is_refused_where_it_cannot_apply(env: Path, contract: ContractServer) -> None:
     edit = _edit(env / "cut.otio")
     code, text = _run("score", str(edit), "-o", str(env / "a.otio"), *COMPOSE,

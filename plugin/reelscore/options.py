@@ -137,14 +137,13 @@ DUCKING = (
     _o("duck_attack", float | None, DUCK_ATTACK), _o("duck_release", float | None, DUCK_RELEASE),
     _o("duck_hold", float | None, DUCK_HOLD), _o("duck_depth", float | None, DUCK_DEPTH),
 )
+# The service drafts the styles of --method compose.
+DRAFT = (_o("draft_plan", bool | None, DRAFT_PLAN),)
 # What ``score``, ``resolve score`` and ``batch`` all take.
-SCORING = SERVICE + SCENE_OPTIONS + MUSIC + DELIVERY + WORK + DUCKING
+SCORING = SERVICE + SCENE_OPTIONS + MUSIC + DRAFT + DELIVERY + WORK + DUCKING
 # One edit's: compose inputs and a recut (``score`` and ``resolve score``, not ``batch``,
 # whose jobs file carries them per edit).
-COMPOSE = (
-    _o("composition", Path | None, COMPOSITION), _o("brief", Path | None, BRIEF),
-    _o("draft_plan", bool | None, DRAFT_PLAN),
-)
+COMPOSE = (_o("composition", Path | None, COMPOSITION), _o("brief", Path | None, BRIEF))
 RECUT = (
     _o("previous", Path | None, PREVIOUS),
     _o("regenerate_trimmed", bool | None, REGENERATE_TRIMMED),
