@@ -3,31 +3,27 @@
 How frame accuracy is kept, whatever the sources' keyframe spacing:
 
 * The picture layer says, for every output frame, which source frame is visible
-  (:mod:`reelscore.picture`). Each run of frames from one source is decoded by its own ffmpeg
-  process with an *input* seek half a frame before the first wanted frame (ffmpeg decodes from the
-  keyframe before it and drops everything earlier, so the first frame out is the wanted one) and
-  ``-frames:v`` for the count. Frames come out as raw YUV at the proxy size (scaled in the
-  decoder) on a pipe. A run's file frames may be any sequence: speed changes skip or repeat
-  frames, a freeze decodes one frame, a reversed run is decoded forwards once and played from
-  memory, in chunks of at most ``MAX_HOLD_BYTES`` (each chunk seeks to its own keyframe).
-* Dissolves and fades: the parts of a blend are decoded side by side and mixed in numpy with the
-  weight the picture gives each output frame (black for fades).
-* Media kinds: movies (frame index from the edit's media time, the file's own rate for seeking),
-  still images (one frame held), image sequences (ffmpeg's image2 demuxer from the first image
-  needed).
-* One encoder process per clip reads those frames from a pipe at the timeline's exact rate. We
-  count every frame that passes, so a source that ends early is an error naming the clip and the
-  record timecode, never a silently shorter clip. Black (gaps, generators) is written by us.
-* The clip is constant frame rate at the timeline rate, in an MP4 whose track timescale holds each
-  frame duration exactly (24000 for 23.976, a multiple of the rate otherwise).
+  (:mod:`reelscore.picture`); :mod:`reelscore.render_sources` turns that into runs of file
+  frames from one source each (speed changes, freezes, reversed runs in chunks of at most
+  ``MAX_HOLD_BYTES``), blends of them (dissolves, fades) and black, for movies, still images and
+  image sequences.
+* :mod:`reelscore.render_ffmpeg` decodes each run by its own ffmpeg process with an *input* seek
+  half a frame before the first wanted frame, mixes blends in numpy, and encodes one clip per
+  video at the timeline's exact rate, counting every frame: a source that ends early is an error
+  naming the clip and the record timecode, never a silently shorter clip.
+
+This module: the :class:`Renderer` Protocol, :class:`FFmpegRenderer` (the edit's own media),
+:func:`render_all`, the online check before rendering (:func:`check_online`), and the
+per-request encode (:func:`plan_encode`, :func:`fit_requests`). Every name the rest of
+reelscore uses is imported from here, including those defined in the two modules above.
 
 Speed: clips render in parallel (bounded by cores and available memory; each decoder gets its
 share of the cores), and a clip is reused when its cache key (sources' size and mtime, the exact
 frame maps and blend weights, encode settings, render version) is unchanged. A request whose
 clips exceed the service's byte limit is re-rendered at a lower bitrate (:func:`fit_requests`).
 
-ffmpeg-python is used here, and only here, as a command builder; ``reelscore.ffmpeg_cli`` runs
-and locates ffmpeg."""
+ffmpeg-python builds commands only in :mod:`reelscore.render_ffmpeg`; ``reelscore.ffmpeg_cli``
+runs and locates ffmpeg."""
 
 from __future__ import annotations
 
@@ -37,33 +33,24 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
-import ffmpeg
-import numpy as np
 import opentimelineio as otio
 
 from reelscore._version import __version__
-from reelscore.errors import (
-    FFmpegError,
-    MediaError,
-    OfflineMediaError,
-)
-from reelscore.ffmpeg_cli import (
-    INPUT_PROTOCOLS,
-    ffmpeg_exe,
-    file_arg,
-    probe,
-    read_frames,
-    write_frames,
-)
-from reelscore.fsutil import atomic_output
+from reelscore.errors import MediaError, OfflineMediaError
 from reelscore.picture import Picture
 from reelscore.plan import EncodeSettings, PlannedVideo, ScorePlan
+from reelscore.render_ffmpeg import FrameCallback, frame_bytes, render_runs
+from reelscore.render_ffmpeg import Frames as Frames
+from reelscore.render_ffmpeg import black_frame as black_frame
+from reelscore.render_ffmpeg import decoder_args as decoder_args
+from reelscore.render_ffmpeg import encoder_args as encoder_args
+from reelscore.render_ffmpeg import seek_rate as seek_rate
+from reelscore.render_ffmpeg import track_timescale as track_timescale
 from reelscore.render_sources import STILL_SUFFIXES as STILL_SUFFIXES
 from reelscore.render_sources import MediaOrigins, MixRun, Run, SourceRun, source_runs
 from reelscore.render_sources import MixPartRuns as MixPartRuns
@@ -74,9 +61,6 @@ from reelscore.timeline import MediaLookup, MediaResolver
 log = logging.getLogger(__name__)
 
 RENDER_VERSION = "render/2"  # bump when output pixels could change for the same inputs
-
-FrameCallback = Callable[[int], None]
-Frames = Generator[bytes, None, None]
 
 
 class Renderer(Protocol):
@@ -110,206 +94,11 @@ RenderDone = Callable[[PlannedVideo, Path, EncodeSettings], None]
 
 # Frames of one reversed (or shuffled) run held in memory at once; longer runs are decoded in
 # chunks (each chunk seeks to its own keyframe), so memory stays bounded whatever the edit does.
+# FFmpegRenderer.runs_for turns it into source_runs' max_hold_frames at the proxy size.
 MAX_HOLD_BYTES = 64 * 1024 * 1024
 
 
-# ------------------------------------------------------------------------------- commands
-
-
-def seek_rate(run: SourceRun) -> Fraction:
-    """The rate a movie's frames are timed at: the file's own (probed, cached), else the run's."""
-    assert run.path is not None
-    try:
-        info = probe(run.path)
-    except MediaError:
-        return run.src_rate
-    return info.frame_rate or run.src_rate
-
-
-def decoder_args(run: SourceRun, encode: EncodeSettings, *, threads: int | None = None) -> list[str]:
-    """One source run -> raw yuv420p frames at the proxy size on stdout."""
-    assert run.path is not None
-    lo = min(run.file_frames)
-    need = max(run.file_frames) - lo + 1
-    inp_kwargs: dict[str, object] = {"protocol_whitelist": INPUT_PROTOCOLS}
-    if threads:
-        inp_kwargs["threads"] = threads
-    if run.kind == "sequence":
-        rate = run.src_rate
-        inp_kwargs.update(f="image2", framerate=f"{rate.numerator}/{rate.denominator}",
-                          start_number=run.first_number + lo)
-        source = "file:" + run.pattern
-    else:
-        source = file_arg(run.path)
-        if lo > 0:
-            # Half a frame early: the decoder drops every frame before this instant, so frame
-            # `lo` is the first one out even when timestamps carry rounding noise. Frame `lo`
-            # is timed at the file's own rate (an edit may call a 23.976 file 24).
-            rate = seek_rate(run)
-            inp_kwargs["ss"] = f"{float((Fraction(lo) - Fraction(1, 2)) / rate):.6f}"
-    stream = ffmpeg.input(source, **inp_kwargs)
-    video = (
-        stream.video.filter("scale", encode.width, encode.height,
-                            force_original_aspect_ratio="decrease", flags="bilinear")
-        .filter("pad", encode.width, encode.height, -1, -1, color="black")
-        .filter("setsar", 1)
-        .filter("format", "yuv420p")
-    )
-    out = ffmpeg.output(video, "pipe:1", format="rawvideo", pix_fmt="yuv420p",
-                        **{"frames:v": need, "fps_mode": "passthrough"})
-    args: list[str] = out.compile(cmd=ffmpeg_exe())
-    return [args[0], "-hide_banner", "-nostdin", "-loglevel", "error", *args[1:]]
-
-
-def track_timescale(rate: Fraction) -> int:
-    if rate.denominator == 1:
-        return rate.numerator * max(1, math.ceil(10000 / rate.numerator))
-    return rate.numerator
-
-
-def encoder_args(encode: EncodeSettings, out_path: Path, frames: int, *,
-                 threads: int | None = None) -> list[str]:
-    rate = encode.fraction_rate
-    gop = max(1, round(rate * 2))
-    inp = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt="yuv420p",
-                       s=f"{encode.width}x{encode.height}",
-                       framerate=f"{rate.numerator}/{rate.denominator}")
-    out = ffmpeg.output(
-        inp, file_arg(out_path), vcodec="libx264", preset=encode.preset, crf=encode.crf,
-        maxrate=f"{encode.video_kbps}k", bufsize=f"{encode.video_kbps * 2}k", g=gop,
-        pix_fmt="yuv420p", movflags="+faststart", an=None,
-        video_track_timescale=track_timescale(rate), f="mp4",
-        **{"frames:v": frames, "fps_mode": "passthrough"},
-        **({"threads": threads} if threads else {}),
-    )
-    args: list[str] = out.compile(cmd=ffmpeg_exe(), overwrite_output=True)
-    return [args[0], "-hide_banner", "-nostdin", "-loglevel", "error", *args[1:]]
-
-
 # ----------------------------------------------------------------------------- rendering
-
-
-def black_frame(encode: EncodeSettings) -> bytes:
-    y = bytes([16]) * (encode.width * encode.height)
-    c = bytes([128]) * ((encode.width // 2) * (encode.height // 2))
-    return y + c + c
-
-
-def _frame_bytes(encode: EncodeSettings) -> int:
-    return encode.width * encode.height * 3 // 2
-
-
-def _decode_run(run: SourceRun, encode: EncodeSettings, *,
-                threads: int | None = None) -> Frames:
-    """Yield the run's frames in output order (decoding each source frame once)."""
-    lo = min(run.file_frames)
-    decoded = read_frames(decoder_args(run, encode, threads=threads), _frame_bytes(encode),
-                          f"decoding {run.path} for clip {run.clip_name!r}")
-    try:
-        monotonic = all(b >= a for a, b in zip(run.file_frames, run.file_frames[1:]))
-        if monotonic:
-            current_index = lo - 1
-            current = b""
-            for wanted in run.file_frames:
-                while current_index < wanted:
-                    frame = next(decoded, None)
-                    if frame is None:
-                        raise _short_source(run, current_index + 1)
-                    current, current_index = frame, current_index + 1
-                yield current
-        else:  # reverse or shuffled order: hold the decoded range (bounded by the caller)
-            need = max(run.file_frames) - lo + 1
-            held: list[bytes] = []
-            for _ in range(need):
-                frame = next(decoded, None)
-                if frame is None:
-                    raise _short_source(run, lo + len(held))
-                held.append(frame)
-            for wanted in run.file_frames:
-                yield held[wanted - lo]
-    finally:
-        decoded.close()  # kills the decoder when the run needed fewer frames than it had
-
-
-def _short_source(run: SourceRun, missing: int) -> MediaError:
-    """The decoder ended cleanly before file frame *missing*: the media is shorter than the edit."""
-    what = (f"image {run.first_number + missing} of the sequence" if run.kind == "sequence"
-            else f"file frame {missing}")
-    return MediaError(
-        f"clip {run.clip_name!r}: its media {run.path.name if run.path else '?'} ends before "
-        f"{what}, but the edit uses it up to file frame {max(run.file_frames)}",
-        hint="the edit refers to frames the file does not have: relink to the right media, "
-        "or check the clip's source range",
-    )
-
-
-def _frames_of(runs: tuple[SourceRun, ...] | list[SourceRun], encode: EncodeSettings,
-               threads: int | None) -> Frames:
-    """The frames of consecutive runs; the open decoder is closed however iteration ends."""
-    black = black_frame(encode)
-    for run in runs:
-        if run.path is None:
-            for _ in range(run.count):
-                yield black
-            continue
-        inner = _decode_run(run, encode, threads=threads)
-        try:
-            yield from inner
-        finally:
-            inner.close()
-
-
-def _mix_frames(run: MixRun, encode: EncodeSettings, threads: int | None) -> Frames:
-    """A dissolve: every output frame is the weighted sum of its parts' frames (numpy)."""
-    iters = [_frames_of(part.runs, encode, threads) for part in run.parts]
-    fb = _frame_bytes(encode)
-    acc = np.empty(fb, dtype=np.float32)
-    tmp = np.empty(fb, dtype=np.float32)
-    try:
-        for i in range(run.count):
-            acc.fill(0.5)  # rounds to nearest on the cast below
-            for part, it in zip(run.parts, iters):
-                data = next(it, None)
-                if data is None:
-                    raise MediaError(f"a dissolve part ended early at output frame {run.start + i}")
-                w = part.weights[i]
-                if w > 0:
-                    np.multiply(np.frombuffer(data, dtype=np.uint8), np.float32(w), out=tmp)
-                    acc += tmp
-            yield np.clip(acc, 0, 255).astype(np.uint8).tobytes()
-    finally:
-        for it in iters:
-            it.close()
-
-
-def render_runs(
-    runs: list[Run] | list[SourceRun],
-    encode: EncodeSettings,
-    out_path: Path,
-    *,
-    on_frames: FrameCallback | None = None,
-    threads: int | None = None,
-) -> int:
-    """Encode the runs, in order, into one clip at *out_path* (atomic). Returns frames written."""
-    total = sum(r.count for r in runs)
-    purpose = f"encoding {out_path.name}"
-    with atomic_output(out_path) as tmp, \
-            write_frames(encoder_args(encode, tmp, total, threads=threads), purpose) as encoder:
-        for run in runs:
-            frames = (_mix_frames(run, encode, threads) if isinstance(run, MixRun)
-                      else _frames_of([run], encode, threads))
-            try:
-                for frame in frames:
-                    encoder.write(frame)
-                    if on_frames is not None and encoder.frames % 12 == 0:
-                        on_frames(12)
-            finally:
-                frames.close()
-        if encoder.frames != total:
-            raise FFmpegError(purpose, 0, f"{encoder.frames} of {total} frames were produced")
-    if on_frames is not None and total % 12:
-        on_frames(total % 12)
-    return total
 
 
 class FFmpegRenderer:
@@ -346,7 +135,7 @@ class FFmpegRenderer:
                 lookup = self.lookup(clip)
                 if lookup is not None:
                     lookups[id(clip)] = lookup
-        hold = max(8, MAX_HOLD_BYTES // _frame_bytes(encode))
+        hold = max(8, MAX_HOLD_BYTES // frame_bytes(encode))
         return source_runs(segs, timeline_rate=self.picture.rate, lookups=lookups,
                            origins=self.origins, max_hold_frames=hold)
 
