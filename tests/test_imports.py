@@ -8,7 +8,8 @@ Read from the source with ``ast`` (nothing is imported), so a violation names th
    mounts only what ``FRONT_END_ALLOWED`` lists: Resolve, batch, the job reports, demo/doctor).
 3. The pure modules (whose docstrings are the spec) import no ffmpeg, network or pipeline code.
 4. Only ``ffmpeg_cli`` (and ``signals``, which kills child process groups) runs processes; only
-   ``render`` builds commands with ffmpeg-python.
+   ``render_ffmpeg`` (the picture's decoders and encoder, behind ``render``) builds commands with
+   ffmpeg-python.
 5. No import cycles between reelscore modules (``TYPE_CHECKING`` imports excepted).
 """
 
@@ -42,10 +43,12 @@ FRONT_END_ALLOWED = {
 PURE = {"reelscore.picture", "reelscore.scenes", "reelscore.plan", "reelscore.limits",
         "reelscore.timecode", "reelscore.describe", "reelscore.errors", "reelscore._version",
         "reelscore.pathmap", "reelscore.volume_keys"}
-IMPURE_FOR_PURE = ("reelscore.ffmpeg_cli", "reelscore.render", "reelscore.providers",
+IMPURE_FOR_PURE = ("reelscore.ffmpeg_cli", "reelscore.render", "reelscore.render_sources",
+                   "reelscore.render_ffmpeg", "reelscore.providers",
                    "reelscore.pipeline", "reelscore.job", "reelscore.resolve", "httpx",
                    "subprocess", "ffmpeg")
 PROCESS_RUNNERS = {"reelscore.ffmpeg_cli", "reelscore.signals"}
+FFMPEG_COMMAND_BUILDERS = {"reelscore.render_ffmpeg"}
 
 
 def _modules() -> dict[str, Path]:
@@ -140,9 +143,9 @@ def test_one_place_runs_processes_and_one_builds_ffmpeg_commands():
         for target, line, _ in imps:
             if target == "subprocess" and m not in PROCESS_RUNNERS:
                 bad.append(f"{_where(m, line)}: {m} imports subprocess (use reelscore.ffmpeg_cli)")
-            if target == "ffmpeg" and m != "reelscore.render":
-                bad.append(f"{_where(m, line)}: {m} imports ffmpeg-python (only render builds "
-                           "commands)")
+            if target == "ffmpeg" and m not in FFMPEG_COMMAND_BUILDERS:
+                bad.append(f"{_where(m, line)}: {m} imports ffmpeg-python (only render_ffmpeg "
+                           "builds commands)")
     assert not bad, "\n".join(bad)
 
 

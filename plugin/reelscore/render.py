@@ -3,31 +3,27 @@
 How frame accuracy is kept, whatever the sources' keyframe spacing:
 
 * The picture layer says, for every output frame, which source frame is visible
-  (:mod:`reelscore.picture`). Each run of frames from one source is decoded by its own ffmpeg
-  process with an *input* seek half a frame before the first wanted frame (ffmpeg decodes from the
-  keyframe before it and drops everything earlier, so the first frame out is the wanted one) and
-  ``-frames:v`` for the count. Frames come out as raw YUV at the proxy size (scaled in the
-  decoder) on a pipe. A run's file frames may be any sequence: speed changes skip or repeat
-  frames, a freeze decodes one frame, a reversed run is decoded forwards once and played from
-  memory, in chunks of at most ``MAX_HOLD_BYTES`` (each chunk seeks to its own keyframe).
-* Dissolves and fades: the parts of a blend are decoded side by side and mixed in numpy with the
-  weight the picture gives each output frame (black for fades).
-* Media kinds: movies (frame index from the edit's media time, the file's own rate for seeking),
-  still images (one frame held), image sequences (ffmpeg's image2 demuxer from the first image
-  needed).
-* One encoder process per clip reads those frames from a pipe at the timeline's exact rate. We
-  count every frame that passes, so a source that ends early is an error naming the clip and the
-  record timecode, never a silently shorter clip. Black (gaps, generators) is written by us.
-* The clip is constant frame rate at the timeline rate, in an MP4 whose track timescale holds each
-  frame duration exactly (24000 for 23.976, a multiple of the rate otherwise).
+  (:mod:`reelscore.picture`); :mod:`reelscore.render_sources` turns that into runs of file
+  frames from one source each (speed changes, freezes, reversed runs in chunks of at most
+  ``MAX_HOLD_BYTES``), blends of them (dissolves, fades) and black, for movies, still images and
+  image sequences.
+* :mod:`reelscore.render_ffmpeg` decodes each run by its own ffmpeg process with an *input* seek
+  half a frame before the first wanted frame, mixes blends in numpy, and encodes one clip per
+  video at the timeline's exact rate, counting every frame: a source that ends early is an error
+  naming the clip and the record timecode, never a silently shorter clip.
+
+This module: the :class:`Renderer` Protocol, :class:`FFmpegRenderer` (the edit's own media),
+:func:`render_all`, the online check before rendering (:func:`check_online`), and the
+per-request encode (:func:`plan_encode`, :func:`fit_requests`). Every name the rest of
+reelscore uses is imported from here, including those defined in the two modules above.
 
 Speed: clips render in parallel (bounded by cores and available memory; each decoder gets its
 share of the cores), and a clip is reused when its cache key (sources' size and mtime, the exact
 frame maps and blend weights, encode settings, render version) is unchanged. A request whose
 clips exceed the service's byte limit is re-rendered at a lower bitrate (:func:`fit_requests`).
 
-ffmpeg-python is used here, and only here, as a command builder; ``reelscore.ffmpeg_cli`` runs
-and locates ffmpeg."""
+ffmpeg-python builds commands only in :mod:`reelscore.render_ffmpeg`; ``reelscore.ffmpeg_cli``
+runs and locates ffmpeg."""
 
 from __future__ import annotations
 
@@ -37,45 +33,34 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
-import ffmpeg
-import numpy as np
 import opentimelineio as otio
 
 from reelscore._version import __version__
-from reelscore.errors import (
-    FFmpegError,
-    InputError,
-    MediaError,
-    OfflineMediaError,
-    UnsupportedError,
-)
-from reelscore.ffmpeg_cli import (
-    INPUT_PROTOCOLS,
-    ffmpeg_exe,
-    file_arg,
-    probe,
-    read_frames,
-    write_frames,
-)
-from reelscore.fsutil import atomic_output
-from reelscore.picture import Num, Picture, Segment, media_frame
+from reelscore.errors import MediaError, OfflineMediaError
+from reelscore.picture import Picture
 from reelscore.plan import EncodeSettings, PlannedVideo, ScorePlan
-from reelscore.timecode import exact_rate, frames_to_tc, tc_to_frames
+from reelscore.render_ffmpeg import FrameCallback, frame_bytes, render_runs
+from reelscore.render_ffmpeg import Frames as Frames
+from reelscore.render_ffmpeg import black_frame as black_frame
+from reelscore.render_ffmpeg import decoder_args as decoder_args
+from reelscore.render_ffmpeg import encoder_args as encoder_args
+from reelscore.render_ffmpeg import seek_rate as seek_rate
+from reelscore.render_ffmpeg import track_timescale as track_timescale
+from reelscore.render_sources import STILL_SUFFIXES as STILL_SUFFIXES
+from reelscore.render_sources import MediaOrigins, MixRun, Run, SourceRun, source_runs
+from reelscore.render_sources import MixPartRuns as MixPartRuns
+from reelscore.render_sources import SourceMedia as SourceMedia
+from reelscore.timecode import exact_rate, frames_to_tc
 from reelscore.timeline import MediaLookup, MediaResolver
 
 log = logging.getLogger(__name__)
 
 RENDER_VERSION = "render/2"  # bump when output pixels could change for the same inputs
-
-FrameCallback = Callable[[int], None]
-Frames = Generator[bytes, None, None]
 
 
 class Renderer(Protocol):
@@ -105,469 +90,15 @@ RenderDone = Callable[[PlannedVideo, Path, EncodeSettings], None]
 
 
 # ----------------------------------------------------------------------------- source runs
+# (reelscore.render_sources: which frames of which file make each clip)
 
 # Frames of one reversed (or shuffled) run held in memory at once; longer runs are decoded in
 # chunks (each chunk seeks to its own keyframe), so memory stays bounded whatever the edit does.
+# FFmpegRenderer.runs_for turns it into source_runs' max_hold_frames at the proxy size.
 MAX_HOLD_BYTES = 64 * 1024 * 1024
-# Image files: one picture, held for as long as the edit uses it (Resolve exports 1-frame stills).
-STILL_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dpx", ".exr",
-                            ".tga", ".webp", ".gif", ".psd", ".jp2"})
-# A rate OTIO may use that is not a frame rate (FCPX-style 600 or 90000, or rate 1): media time
-# is then converted through seconds at the file's own rate.
-_PLAUSIBLE_RATES = (Fraction(10), Fraction(240))
-
-
-@dataclass(frozen=True)
-class SourceRun:
-    """Output frames [start, start+count) taken from one media file (or black).
-
-    ``file_frames`` holds, for every output frame, the 0-based index of the frame in the file
-    (for an image sequence: in the sequence, image number ``first_number + index``), and
-    ``src_rate`` is the rate the file's frames are timed at (used for seeking).
-    """
-
-    start: int
-    count: int
-    path: Path | None  # None = black
-    file_frames: tuple[int, ...] = ()  # file frame index (0-based) for every output frame
-    src_rate: Fraction = Fraction(0)
-    clip_name: str = ""
-    reason: str = ""
-    kind: str = "movie"  # "movie" | "still" | "sequence"
-    pattern: str = ""  # image sequences: printf-style file pattern (image2 demuxer)
-    first_number: int = 0  # image sequences: image number of index 0
-
-    def key(self) -> dict[str, object]:
-        if self.path is None:
-            return {"black": self.count}
-        st = self.path.stat()
-        key: dict[str, object] = {
-            "path": str(self.path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "first": self.file_frames[0], "last": self.file_frames[-1], "n": self.count,
-            "step": _describe_steps(self.file_frames), "rate": str(self.src_rate),
-            "kind": self.kind}
-        if self.kind == "sequence":
-            last = Path(self.pattern % (self.first_number + max(self.file_frames)))
-            lst = last.stat() if last.exists() else None
-            key.update(pattern=self.pattern, first_number=self.first_number,
-                       last_image=[lst.st_size, lst.st_mtime_ns] if lst else None)
-        return key
-
-
-@dataclass(frozen=True)
-class MixPartRuns:
-    """One picture of a blend: its runs (covering the blend's frames in order) and weights."""
-
-    runs: tuple[SourceRun, ...]
-    weights: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class MixRun:
-    """Output frames [start, start+count), each a weighted sum of its parts (a dissolve)."""
-
-    start: int
-    count: int
-    parts: tuple[MixPartRuns, ...]
-
-    def key(self) -> dict[str, object]:
-        weights = np.asarray([p.weights for p in self.parts], dtype=np.float64)
-        return {"mix": [[r.key() for r in p.runs] for p in self.parts],
-                "weights": hashlib.sha1(np.round(weights, 6).tobytes()).hexdigest()[:16]}
-
-
-Run = SourceRun | MixRun
-
-
-def _describe_steps(frames: tuple[int, ...]) -> str:
-    h = hashlib.sha1(np.asarray(frames, dtype=np.int64).tobytes()).hexdigest()
-    return h[:16]
-
-
-def _plausible(rate: Fraction) -> bool:
-    return _PLAUSIBLE_RATES[0] <= rate <= _PLAUSIBLE_RATES[1]
-
-
-def _same_count(a: Fraction, b: Fraction) -> bool:
-    """Rates whose frame counts (timecode) mean the same thing: equal, or an NTSC pair."""
-    return a == b or a * 1001 == b * 1000 or b * 1001 == a * 1000
-
-
-def _in_rate(value: Fraction, from_rate: Fraction, to_rate: Fraction) -> Fraction:
-    """A frame count at *from_rate* as a count at *to_rate* (timecode counts for NTSC pairs)."""
-    return value if _same_count(from_rate, to_rate) else value * to_rate / from_rate
-
-
-@dataclass(frozen=True)
-class SourceMedia:
-    """How a clip's media frames (at the OTIO source rate) map to frames of its file."""
-
-    path: Path
-    kind: str  # "movie" | "still" | "sequence"
-    origin: Fraction  # media frame (src_rate) shown by file frame 0
-    scale: Fraction  # file frames per media frame (1: frame for frame)
-    file_rate: Fraction  # rate the file frame indices count at (seeking uses the file's own)
-    pattern: str = ""
-    first_number: int = 0
-
-    def file_frame(self, instant: Num, backward: bool = False) -> int:
-        """The file frame shown at media *instant* (played backwards: see media_frame)."""
-        if self.kind == "still":
-            return 0
-        x = (instant - self.origin) * self.scale
-        if self.scale != 1 or x.denominator > 1_000_000:
-            # Through seconds at another rate: guard against representation noise.
-            x += -Fraction(1, 1_000_000) if backward else Fraction(1, 1_000_000)
-        return media_frame(x, backward)
-
-
-class MediaOrigins:
-    """Where a clip's media space starts in its file (available_range, else embedded timecode),
-    the file's own rate, and what kind of input it is (movie, still image, image sequence)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, str, str], SourceMedia] = {}
-        self._lock = threading.Lock()
-
-    def origin(self, clip: otio.schema.Clip, path: Path, src_rate: Fraction) -> int:
-        """Media frame (at src_rate) of the file's first frame (rounded)."""
-        return round(self.media(clip, path, src_rate).origin)
-
-    def media(self, clip: otio.schema.Clip, path: Path, src_rate: Fraction) -> SourceMedia:
-        ref = clip.media_reference
-        avail = getattr(ref, "available_range", None)
-        akey = "" if avail is None else f"{avail.start_time.value}@{avail.start_time.rate}"
-        key = (str(path), str(src_rate), akey)
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        media = self._describe(ref, avail, path, src_rate)
-        with self._lock:
-            self._cache[key] = media
-        return media
-
-    @staticmethod
-    def _describe(ref: otio.core.SerializableObject, avail: otio.opentime.TimeRange | None,
-                  path: Path, src_rate: Fraction) -> SourceMedia:
-        if isinstance(ref, otio.schema.ImageSequenceReference):
-            if int(ref.frame_step) != 1:
-                raise UnsupportedError(
-                    f"image sequence {ref.name_prefix!r} uses every {ref.frame_step}th image; "
-                    "only consecutive images (frame_step 1) can be rendered",
-                    hint="render the sequence to a movie, or score with --reference MOVIE")
-            origin = Fraction(0)
-            if avail is not None:
-                origin = _in_rate(Fraction(avail.start_time.value).limit_denominator(1_000_000),
-                                  exact_rate(avail.start_time.rate), src_rate)
-            pad = int(ref.frame_zero_padding)
-            pattern = str(path.parent / f"{ref.name_prefix}%0{pad}d{ref.name_suffix}"
-                          if pad else path.parent / f"{ref.name_prefix}%d{ref.name_suffix}")
-            seq_rate = exact_rate(float(ref.rate)) if ref.rate and ref.rate > 0 else src_rate
-            return SourceMedia(path, "sequence", origin, Fraction(1), seq_rate, pattern,
-                               int(ref.start_frame))
-        if path.suffix.lower() in STILL_SUFFIXES:
-            return SourceMedia(path, "still", Fraction(0), Fraction(1), src_rate)
-        # The file is only probed when the edit does not say enough: no available range (its
-        # timecode says where media time starts) or a rate that is no frame rate. Seeking uses
-        # the file's own rate, probed when a run is decoded (not for cache keys).
-        if avail is not None and _plausible(src_rate):
-            origin = _in_rate(Fraction(avail.start_time.value).limit_denominator(1_000_000),
-                              exact_rate(avail.start_time.rate), src_rate)
-            return SourceMedia(path, "movie", origin, Fraction(1), src_rate)
-        info = probe(path)
-        if info.is_still:
-            return SourceMedia(path, "still", Fraction(0), Fraction(1), src_rate)
-        file_rate = info.frame_rate or src_rate
-        if _plausible(src_rate):
-            scale = Fraction(1)  # frame for frame at the edit's idea of the source's rate
-            count_rate = src_rate
-        else:
-            scale = file_rate / src_rate
-            count_rate = file_rate
-        if avail is not None:
-            origin = _in_rate(Fraction(avail.start_time.value).limit_denominator(1_000_000),
-                              exact_rate(avail.start_time.rate), src_rate)
-        else:
-            origin = Fraction(0)
-            if info.timecode:
-                try:
-                    tc = tc_to_frames(info.timecode, file_rate)
-                except InputError:
-                    # A timecode that does not fit the file's rate (frames past the rate) or
-                    # cannot be read: media time then starts at the file's first frame.
-                    log.warning("%s: ignoring its start timecode %s at %s fps", path.name,
-                                info.timecode, file_rate)
-                    tc = 0
-                origin = _in_rate(Fraction(tc), file_rate, src_rate)
-        return SourceMedia(path, "movie", origin, scale, count_rate)
-
-
-def _file_runs(
-    out_start: int, count: int, clip: otio.schema.Clip, media_start: Num, step: Num,
-    backward: bool, media: SourceMedia, max_hold: int,
-) -> list[SourceRun]:
-    """Output frames of one clip as runs of file frames (reversed runs in bounded chunks)."""
-    frames = [media.file_frame(media_start + i * step, backward) for i in range(count)]
-    if frames and min(frames) < 0:
-        raise MediaError(
-            f"clip {clip.name!r} starts {-min(frames)} frame(s) before its media "
-            f"({media.path.name})",
-            hint="the edit's source in point lies before the file's first frame; check the "
-            "clip's available range or the file's start timecode",
-        )
-    common = {"src_rate": media.file_rate, "clip_name": clip.name, "kind": media.kind,
-              "pattern": media.pattern, "first_number": media.first_number}
-    monotonic = all(b >= a for a, b in zip(frames, frames[1:]))
-    if monotonic or max(frames) - min(frames) < max_hold:
-        return [SourceRun(out_start, count, media.path, tuple(frames), **common)]
-    runs: list[SourceRun] = []
-    i = 0
-    while i < count:
-        lo = hi = frames[i]
-        j = i + 1
-        while j < count and max(hi, frames[j]) - min(lo, frames[j]) < max_hold:
-            lo, hi = min(lo, frames[j]), max(hi, frames[j])
-            j += 1
-        runs.append(SourceRun(out_start + i, j - i, media.path, tuple(frames[i:j]), **common))
-        i = j
-    return runs
-
-
-def source_runs(
-    segments: list[Segment],
-    *,
-    timeline_rate: Fraction,
-    lookups: dict[int, MediaLookup],
-    origins: MediaOrigins,
-    max_hold_frames: int = 180,
-) -> list[Run]:
-    """Turn picture segments into runs of file frames (impure only for probing sources)."""
-
-    def runs_of(start: int, count: int, clip: otio.schema.Clip | None, media_start: Num,
-                step: Num, backward: bool, src_rate: Fraction, reason: str) -> list[SourceRun]:
-        if clip is None:
-            return [SourceRun(start, count, None, reason=reason or "gap")]
-        lookup = lookups.get(id(clip))
-        if lookup is None or lookup.path is None:
-            return [SourceRun(start, count, None, clip_name=clip.name,
-                              reason="generator" if lookup is None else "offline")]
-        media = origins.media(clip, lookup.path, src_rate)
-        return _file_runs(start, count, clip, media_start, step, backward, media,
-                          max_hold_frames)
-
-    runs: list[Run] = []
-    for seg in segments:
-        if seg.parts:
-            parts = tuple(
-                MixPartRuns(tuple(runs_of(seg.start, seg.count, part.clip, part.media_start,
-                                          part.step, part.backward, part.src_rate, "fade")),
-                            part.weights)
-                for part in seg.parts)
-            runs.append(MixRun(seg.start, seg.count, parts))
-            continue
-        runs.extend(runs_of(seg.start, seg.count, seg.clip, seg.media_start, seg.step,
-                            seg.backward, seg.src_rate, seg.reason))
-    return runs
-
-
-# ------------------------------------------------------------------------------- commands
-
-
-def seek_rate(run: SourceRun) -> Fraction:
-    """The rate a movie's frames are timed at: the file's own (probed, cached), else the run's."""
-    assert run.path is not None
-    try:
-        info = probe(run.path)
-    except MediaError:
-        return run.src_rate
-    return info.frame_rate or run.src_rate
-
-
-def decoder_args(run: SourceRun, encode: EncodeSettings, *, threads: int | None = None) -> list[str]:
-    """One source run -> raw yuv420p frames at the proxy size on stdout."""
-    assert run.path is not None
-    lo = min(run.file_frames)
-    need = max(run.file_frames) - lo + 1
-    inp_kwargs: dict[str, object] = {"protocol_whitelist": INPUT_PROTOCOLS}
-    if threads:
-        inp_kwargs["threads"] = threads
-    if run.kind == "sequence":
-        rate = run.src_rate
-        inp_kwargs.update(f="image2", framerate=f"{rate.numerator}/{rate.denominator}",
-                          start_number=run.first_number + lo)
-        source = "file:" + run.pattern
-    else:
-        source = file_arg(run.path)
-        if lo > 0:
-            # Half a frame early: the decoder drops every frame before this instant, so frame
-            # `lo` is the first one out even when timestamps carry rounding noise. Frame `lo`
-            # is timed at the file's own rate (an edit may call a 23.976 file 24).
-            rate = seek_rate(run)
-            inp_kwargs["ss"] = f"{float((Fraction(lo) - Fraction(1, 2)) / rate):.6f}"
-    stream = ffmpeg.input(source, **inp_kwargs)
-    video = (
-        stream.video.filter("scale", encode.width, encode.height,
-                            force_original_aspect_ratio="decrease", flags="bilinear")
-        .filter("pad", encode.width, encode.height, -1, -1, color="black")
-        .filter("setsar", 1)
-        .filter("format", "yuv420p")
-    )
-    out = ffmpeg.output(video, "pipe:1", format="rawvideo", pix_fmt="yuv420p",
-                        **{"frames:v": need, "fps_mode": "passthrough"})
-    args: list[str] = out.compile(cmd=ffmpeg_exe())
-    return [args[0], "-hide_banner", "-nostdin", "-loglevel", "error", *args[1:]]
-
-
-def track_timescale(rate: Fraction) -> int:
-    if rate.denominator == 1:
-        return rate.numerator * max(1, math.ceil(10000 / rate.numerator))
-    return rate.numerator
-
-
-def encoder_args(encode: EncodeSettings, out_path: Path, frames: int, *,
-                 threads: int | None = None) -> list[str]:
-    rate = encode.fraction_rate
-    gop = max(1, round(rate * 2))
-    inp = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt="yuv420p",
-                       s=f"{encode.width}x{encode.height}",
-                       framerate=f"{rate.numerator}/{rate.denominator}")
-    out = ffmpeg.output(
-        inp, file_arg(out_path), vcodec="libx264", preset=encode.preset, crf=encode.crf,
-        maxrate=f"{encode.video_kbps}k", bufsize=f"{encode.video_kbps * 2}k", g=gop,
-        pix_fmt="yuv420p", movflags="+faststart", an=None,
-        video_track_timescale=track_timescale(rate), f="mp4",
-        **{"frames:v": frames, "fps_mode": "passthrough"},
-        **({"threads": threads} if threads else {}),
-    )
-    args: list[str] = out.compile(cmd=ffmpeg_exe(), overwrite_output=True)
-    return [args[0], "-hide_banner", "-nostdin", "-loglevel", "error", *args[1:]]
 
 
 # ----------------------------------------------------------------------------- rendering
-
-
-def black_frame(encode: EncodeSettings) -> bytes:
-    y = bytes([16]) * (encode.width * encode.height)
-    c = bytes([128]) * ((encode.width // 2) * (encode.height // 2))
-    return y + c + c
-
-
-def _frame_bytes(encode: EncodeSettings) -> int:
-    return encode.width * encode.height * 3 // 2
-
-
-def _decode_run(run: SourceRun, encode: EncodeSettings, *,
-                threads: int | None = None) -> Frames:
-    """Yield the run's frames in output order (decoding each source frame once)."""
-    lo = min(run.file_frames)
-    decoded = read_frames(decoder_args(run, encode, threads=threads), _frame_bytes(encode),
-                          f"decoding {run.path} for clip {run.clip_name!r}")
-    try:
-        monotonic = all(b >= a for a, b in zip(run.file_frames, run.file_frames[1:]))
-        if monotonic:
-            current_index = lo - 1
-            current = b""
-            for wanted in run.file_frames:
-                while current_index < wanted:
-                    frame = next(decoded, None)
-                    if frame is None:
-                        raise _short_source(run, current_index + 1)
-                    current, current_index = frame, current_index + 1
-                yield current
-        else:  # reverse or shuffled order: hold the decoded range (bounded by the caller)
-            need = max(run.file_frames) - lo + 1
-            held: list[bytes] = []
-            for _ in range(need):
-                frame = next(decoded, None)
-                if frame is None:
-                    raise _short_source(run, lo + len(held))
-                held.append(frame)
-            for wanted in run.file_frames:
-                yield held[wanted - lo]
-    finally:
-        decoded.close()  # kills the decoder when the run needed fewer frames than it had
-
-
-def _short_source(run: SourceRun, missing: int) -> MediaError:
-    """The decoder ended cleanly before file frame *missing*: the media is shorter than the edit."""
-    what = (f"image {run.first_number + missing} of the sequence" if run.kind == "sequence"
-            else f"file frame {missing}")
-    return MediaError(
-        f"clip {run.clip_name!r}: its media {run.path.name if run.path else '?'} ends before "
-        f"{what}, but the edit uses it up to file frame {max(run.file_frames)}",
-        hint="the edit refers to frames the file does not have: relink to the right media, "
-        "or check the clip's source range",
-    )
-
-
-def _frames_of(runs: tuple[SourceRun, ...] | list[SourceRun], encode: EncodeSettings,
-               threads: int | None) -> Frames:
-    """The frames of consecutive runs; the open decoder is closed however iteration ends."""
-    black = black_frame(encode)
-    for run in runs:
-        if run.path is None:
-            for _ in range(run.count):
-                yield black
-            continue
-        inner = _decode_run(run, encode, threads=threads)
-        try:
-            yield from inner
-        finally:
-            inner.close()
-
-
-def _mix_frames(run: MixRun, encode: EncodeSettings, threads: int | None) -> Frames:
-    """A dissolve: every output frame is the weighted sum of its parts' frames (numpy)."""
-    iters = [_frames_of(part.runs, encode, threads) for part in run.parts]
-    fb = _frame_bytes(encode)
-    acc = np.empty(fb, dtype=np.float32)
-    tmp = np.empty(fb, dtype=np.float32)
-    try:
-        for i in range(run.count):
-            acc.fill(0.5)  # rounds to nearest on the cast below
-            for part, it in zip(run.parts, iters):
-                data = next(it, None)
-                if data is None:
-                    raise MediaError(f"a dissolve part ended early at output frame {run.start + i}")
-                w = part.weights[i]
-                if w > 0:
-                    np.multiply(np.frombuffer(data, dtype=np.uint8), np.float32(w), out=tmp)
-                    acc += tmp
-            yield np.clip(acc, 0, 255).astype(np.uint8).tobytes()
-    finally:
-        for it in iters:
-            it.close()
-
-
-def render_runs(
-    runs: list[Run] | list[SourceRun],
-    encode: EncodeSettings,
-    out_path: Path,
-    *,
-    on_frames: FrameCallback | None = None,
-    threads: int | None = None,
-) -> int:
-    """Encode the runs, in order, into one clip at *out_path* (atomic). Returns frames written."""
-    total = sum(r.count for r in runs)
-    purpose = f"encoding {out_path.name}"
-    with atomic_output(out_path) as tmp, \
-            write_frames(encoder_args(encode, tmp, total, threads=threads), purpose) as encoder:
-        for run in runs:
-            frames = (_mix_frames(run, encode, threads) if isinstance(run, MixRun)
-                      else _frames_of([run], encode, threads))
-            try:
-                for frame in frames:
-                    encoder.write(frame)
-                    if on_frames is not None and encoder.frames % 12 == 0:
-                        on_frames(12)
-            finally:
-                frames.close()
-        if encoder.frames != total:
-            raise FFmpegError(purpose, 0, f"{encoder.frames} of {total} frames were produced")
-    if on_frames is not None and total % 12:
-        on_frames(total % 12)
-    return total
 
 
 class FFmpegRenderer:
@@ -604,7 +135,7 @@ class FFmpegRenderer:
                 lookup = self.lookup(clip)
                 if lookup is not None:
                     lookups[id(clip)] = lookup
-        hold = max(8, MAX_HOLD_BYTES // _frame_bytes(encode))
+        hold = max(8, MAX_HOLD_BYTES // frame_bytes(encode))
         return source_runs(segs, timeline_rate=self.picture.rate, lookups=lookups,
                            origins=self.origins, max_hold_frames=hold)
 
