@@ -15,7 +15,7 @@ Every ffmpeg runs as a direct child of this process, never detached into a sessi
 :func:`reelscore.signals.kill_children` finds and kills them when SIGINT/SIGTERM/SIGHUP stops a
 run, and every helper here kills its process when the caller stops early or raises.
 
-Command *construction* for the picture lives in :mod:`reelscore.render` (ffmpeg-python as a
+Command *construction* for the picture lives in :mod:`reelscore.render_ffmpeg` (ffmpeg-python as a
 builder); this module holds the small fixed commands and the runners.
 """
 
