@@ -42,7 +42,8 @@ FRONT_END_ALLOWED = {
 }
 PURE = {"reelscore.picture", "reelscore.scenes", "reelscore.plan", "reelscore.limits",
         "reelscore.timecode", "reelscore.describe", "reelscore.errors", "reelscore._version",
-        "reelscore.pathmap", "reelscore.volume_keys"}
+        "reelscore.pathmap", "reelscore.volume_keys", "reelscore.loudness_meter",
+        "reelscore.loudness_limiter", "reelscore.loudness_normaliser"}
 IMPURE_FOR_PURE = ("reelscore.ffmpeg_cli", "reelscore.render", "reelscore.render_sources",
                    "reelscore.render_ffmpeg", "reelscore.providers",
                    "reelscore.pipeline", "reelscore.job", "reelscore.resolve", "httpx",
