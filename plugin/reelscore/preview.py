@@ -56,8 +56,9 @@ class PreviewResult:
     score_level_db: float
 
 
-def _scored(edit_path: Path) -> tuple[LoadedEdit, JobFolder, ScorePlan, Path]:
-    """The scored edit, its job folder, plan and delivered score; InputError if not scored."""
+def _scored(edit_path: Path) -> tuple[LoadedEdit, JobFolder, ScorePlan, Path, set[int]]:
+    """The scored edit, its job folder, plan, delivered score and score tracks (1 = A1);
+    InputError if not scored."""
     loaded = load_edit(edit_path)
     try:
         folder = read_job_folder(edit_path)
@@ -65,14 +66,15 @@ def _scored(edit_path: Path) -> tuple[LoadedEdit, JobFolder, ScorePlan, Path]:
         if score_clips(loaded.original):
             raise
         folder = None
-    if folder is None or not _score_tracks(loaded, folder):
+    scores = _score_tracks(loaded, folder) if folder is not None else set()
+    if folder is None or not scores:
         raise InputError(f"{str(edit_path)!r} has no reelscore score track: it was not scored "
                          "by reelscore", hint="preview the edit `reelscore score` wrote (-o)")
     if folder.plan is None or folder.music_wav is None:
         raise JobError(f"the job folder {str(folder.dir)!r} of {edit_path.name} lacks "
                        + ("its plan" if folder.plan is None else "the score WAV"),
                        hint="rerun the score (it resumes without paying twice)")
-    return loaded, folder, folder.plan, folder.music_wav
+    return loaded, folder, folder.plan, folder.music_wav, scores
 
 
 def _score_tracks(loaded: LoadedEdit, folder: JobFolder) -> set[int]:
@@ -171,10 +173,9 @@ def _picture(folder: JobFolder, plan: ScorePlan, reference: Path | None,
         return [own]
 
 
-def _edit_sound(loaded: LoadedEdit, folder: JobFolder, plan: ScorePlan,
+def _edit_sound(loaded: LoadedEdit, scores: set[int], plan: ScorePlan,
                 media_roots: Sequence[Path]) -> np.ndarray:
     """The edit's own audio tracks (not reelscore's) mixed over the scored range."""
-    scores = _score_tracks(loaded, folder)
     own = [t.index for t in audio_tracks(loaded) if t.index not in scores]
     n = frames_to_samples(plan.range.duration, plan.fraction_rate)
     if not own:
@@ -206,10 +207,10 @@ def write_preview(edit_path: Path, output: Path, *, score_level_db: float = 0.0,
     if output.suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise InputError(f"-o {output}: the review movie is an .mp4 (H.264/AAC)",
                          hint="name it review.mp4")
-    loaded, folder, plan, score_wav = _scored(edit_path)
+    loaded, folder, plan, score_wav, scores = _scored(edit_path)
     pieces = _picture(folder, plan, reference, reference_start)
     score, _rate = read_wav(score_wav)
-    sound = _edit_sound(loaded, folder, plan, media_roots)
+    sound = _edit_sound(loaded, scores, plan, media_roots)
     n = sound.shape[0]
     score = np.pad(score[:n], ((0, max(0, n - score.shape[0])), (0, 0)))
     if score.shape[1] == 1:

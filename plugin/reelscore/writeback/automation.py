@@ -43,6 +43,7 @@ from reelscore.writeback.score_track import (
     is_score_track,
     media_path,
     plain_metadata,
+    points_at,
     score_clips,
 )
 
@@ -164,18 +165,11 @@ def _clips_using(root: ET.Element, media: Path) -> list[ET.Element]:
     ``asset-clip`` of it, or a ``clip`` holding it as the writer writes an audio track's clip:
     ``clip/gap/audio``); not the event's browser clips, not a picture clip it is connected to."""
     ids = {a.get("id") for a in root.iter("asset")
-           if a.get("src") and _same(str(a.get("src")), media)}
+           if a.get("src") and points_at(str(a.get("src")), media)}
     return [el for seq in root.iter("sequence") for el in seq.iter()
             if (el.tag == "asset-clip" and el.get("ref") in ids)
             or (el.tag == "clip" and any(a.get("ref") in ids
                                          for a in el.findall("audio") + el.findall("gap/audio")))]
-
-
-def _same(src: str, media: Path) -> bool:
-    try:
-        return media_path(src).absolute() == media.absolute()
-    except (ValueError, OSError):
-        return False
 
 
 # Children of a clip that come before adjust-volume (FCPXML DTD: note, timing, video params).

@@ -157,6 +157,14 @@ def is_muted_score_track(track: otio.core.SerializableObject) -> bool:
     return is_score_track(track) and not bool(getattr(track, "enabled", True))
 
 
+def points_at(url: str, path: Path) -> bool:
+    """Does the media URL or path *url* name the file *path*? (False for one that names none.)"""
+    try:
+        return media_path(url).absolute() == path.absolute()
+    except (ValueError, OSError):
+        return False
+
+
 def plain_metadata(value: Any) -> Any:
     """OTIO AnyDictionary/AnyVector -> plain dict/list (for reading metadata back)."""
     if isinstance(value, Mapping):

@@ -46,6 +46,7 @@ from reelscore.writeback.score_track import (
     media_path,
     media_url,
     plain_metadata,
+    points_at,
     score_clips,
 )
 
@@ -131,10 +132,7 @@ def read_written(path: Path, adapter: str, rate: Fraction) -> otio.schema.Timeli
 def _same_file(url: str, expected: Path, adapter: str) -> bool:
     if adapter == "otioz":
         return url == media_url(expected, "bundle")
-    try:
-        return media_path(url).absolute() == expected
-    except (ValueError, OSError):
-        return False
+    return points_at(url, expected)
 
 
 def verify_written(
